@@ -1,0 +1,194 @@
+"""The ``xtalagent`` command line: one verb per job, sensible defaults, clear errors.
+
+Commands are thin: they parse options, call the stage API and print. Errors the user can fix
+(:class:`~xtalagent.errors.XtalAgentError`, invalid records) become one red line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from xtalagent import config
+from xtalagent.errors import XtalAgentError
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+app = typer.Typer(
+    name="xtalagent",
+    help="From a design request to screened crystal structures with exact space-group symmetry.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Build and inspect symmetry-labelled crystal datasets.", no_args_is_help=True)
+constraints_app = typer.Typer(
+    help="Predict space group + Wyckoff sites from composition and target properties.", no_args_is_help=True
+)
+structures_app = typer.Typer(
+    help="Generate crystal structures that carry a given symmetry constraint.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+app.add_typer(constraints_app, name="constraints")
+app.add_typer(structures_app, name="structures")
+
+
+class NotImplementedYet(XtalAgentError):
+    """A command whose stage has not landed yet; exits non-zero instead of pretending."""
+
+
+def _not_yet(command: str, issue: int) -> NoReturn:
+    raise NotImplementedYet(f"'xtalagent {command}' is not implemented yet (tracked in issue #{issue})")
+
+
+# --- data ---------------------------------------------------------------------------------------
+@data_app.command("build")
+def data_build(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="CSV(.gz) with a 'cif' column, .cif file, folder of CIFs, or ASE .db")
+    ],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Parquet file to write")] = None,
+    symprec: Annotated[float, typer.Option(help="symmetry tolerance in Å")] = config.SYMPREC,
+    workers: Annotated[int, typer.Option(help="worker processes (0: all cores)")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="rebuild even if a cached result exists")] = False,
+    limit: Annotated[int | None, typer.Option(help="label only the first N crystals")] = None,
+) -> None:
+    """Label crystals with space group, conventional cell and Wyckoff sites; write Parquet + report."""
+    from xtalagent.data import build_dataset
+    from xtalagent.data.build import report_path
+
+    if output is None:
+        stem = inputs[0].name.split(".")[0] or "dataset"
+        output = Path("datasets") / f"{stem}.parquet"
+    report = build_dataset(inputs, output, symprec=symprec, workers=workers or None, force=force, limit=limit)
+    state = "cached result reused" if report.cached else f"{report.seconds:.1f} s on {report.workers} worker(s)"
+    out.print(
+        f"[green]labelled {report.n_labelled}/{report.n_read}[/] crystals "
+        f"({100 * report.labelled_fraction:.2f}%) -> {output}  [dim]({state})[/]"
+    )
+    if report.skipped_by_reason:
+        reasons = ", ".join(f"{n} {why}" for why, n in report.skipped_by_reason.items())
+        out.print(f"skipped: {reasons}  [dim](details in {report_path(output)})[/]")
+    out.print("splits: " + ", ".join(f"{k} {v}" for k, v in sorted(report.splits.items())))
+
+
+@data_app.command("info")
+def data_info(dataset: Annotated[Path, typer.Argument(help="Parquet file from 'xtalagent data build'")]) -> None:
+    """Summarise a labelled dataset: rows per split, frequent space groups, property columns."""
+    from xtalagent.data import load_dataset
+    from xtalagent.data.schema import CORE_COLUMNS
+
+    frame = load_dataset(dataset)
+    table = Table(title=f"{dataset} ({len(frame)} crystals)")
+    table.add_column("split")
+    table.add_column("crystals", justify="right")
+    table.add_column("top space groups")
+    for split, part in frame.groupby("split"):
+        top = part["spacegroup"].value_counts().head(5)
+        table.add_row(str(split), str(len(part)), ", ".join(f"{g} ({n})" for g, n in top.items()))
+    out.print(table)
+    props = [c for c in frame.columns if c not in CORE_COLUMNS]
+    out.print("properties: " + (", ".join(props) or "none"))
+
+
+# --- later stages -------------------------------------------------------------------------------
+@constraints_app.command("predict")
+def constraints_predict() -> None:
+    """Predict space group and Wyckoff sites for each request of a JSONL file."""
+    _not_yet("constraints predict", 3)
+
+
+@constraints_app.command("eval")
+def constraints_eval() -> None:
+    """Evaluate the constraint generator on a labelled dataset split."""
+    _not_yet("constraints eval", 3)
+
+
+@app.command("finetune")
+def finetune() -> None:
+    """Fine-tune the constraint generator (LoRA adapters) on a labelled dataset."""
+    _not_yet("finetune", 3)
+
+
+@structures_app.command("sample")
+def structures_sample() -> None:
+    """Sample crystal structures for symmetry constraints."""
+    _not_yet("structures sample", 4)
+
+
+@structures_app.command("train")
+def structures_train() -> None:
+    """Train the symmetry-conditioned diffusion model."""
+    _not_yet("structures train", 4)
+
+
+@structures_app.command("eval-csp")
+def structures_eval_csp() -> None:
+    """Crystal structure prediction benchmark with true constraints."""
+    _not_yet("structures eval-csp", 4)
+
+
+@app.command("screen")
+def screen() -> None:
+    """Pre-relax, relax with an ML potential, and rank candidate structures."""
+    _not_yet("screen", 5)
+
+
+@app.command("design")
+def design() -> None:
+    """Run the whole pipeline on a design request in plain words."""
+    _not_yet("design", 6)
+
+
+@app.command("chat")
+def chat() -> None:
+    """Talk to the design agent in the terminal."""
+    _not_yet("chat", 6)
+
+
+@app.command("serve")
+def serve() -> None:
+    """Serve the constraint models with vLLM's OpenAI-compatible server."""
+    _not_yet("serve", 3)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = str(first.get("msg", exc)).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; turns user errors into one line and a non-zero exit."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except NotImplementedYet as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except XtalAgentError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    except ValidationError as exc:
+        console.print(f"[red]error:[/] {_validation_message(exc)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Strict parsing of chemical formulas.
+
+pymatgen's parser is forgiving (it accepts unknown symbols in some forms and silently rounds),
+so user input is checked here first and gets one clear error per problem.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pymatgen.core import Composition, Element
+from xtalagent.errors import InputError
+
+_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
+_ALLOWED = re.compile(r"^(?:[A-Z][a-z]?\d*\.?\d*)+$")
+
+
+def check_element(symbol: str) -> str:
+    """Return ``symbol`` if it names a real element, else raise :class:`InputError`."""
+    if not isinstance(symbol, str) or not Element.is_valid_symbol(symbol):
+        raise InputError(f"unknown element {symbol!r}")
+    return symbol
+
+
+def parse_counts(formula: str) -> dict[str, int]:
+    """Parse a cell formula such as ``Sc2Ni6`` or ``Ba1Nd1Co2O5`` into integer atom counts.
+
+    The formula is read literally (no reduction): ``Sc2Ni6`` means 2 Sc and 6 Ni in the cell.
+    """
+    text = (formula or "").replace(" ", "")
+    if not text or not _ALLOWED.match(text):
+        raise InputError(f"malformed formula {formula!r}: expected element symbols with counts, e.g. 'Sc2Ni6'")
+    counts: dict[str, int] = {}
+    for symbol, number in _TOKEN.findall(text):
+        check_element(symbol)
+        value = float(number) if number else 1.0
+        if value <= 0 or abs(value - round(value)) > 1e-8:
+            raise InputError(f"formula {formula!r}: count {number!r} of {symbol} is not a positive integer")
+        counts[symbol] = counts.get(symbol, 0) + int(round(value))
+    return counts
+
+
+def format_counts(counts: dict[str, int]) -> str:
+    """Cell formula with explicit counts in pymatgen's electronegativity order (``Sc2Ni6``)."""
+    return Composition({el: n for el, n in counts.items() if n > 0}).formula.replace(" ", "")
+
+
+def reduced_formula(counts: dict[str, int]) -> str:
+    """pymatgen's reduced formula (``ScNi3`` for ``Sc2Ni6``)."""
+    return Composition(counts).reduced_formula

@@ -1,0 +1,46 @@
+"""Every default model, dataset and threshold, named in one place.
+
+Stages read their defaults from here so that a user (or a test) can see and override all of them
+without hunting through the code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# --- symmetry labelling -------------------------------------------------------------------------
+#: Distance tolerance (Å) for the symmetry search; 0.1 Å is what the Materials Project uses.
+SYMPREC: float = 0.1
+#: Tolerance used when re-detecting the symmetry of generated or relaxed structures.
+CHECK_SYMPREC: float = 0.1
+
+# --- datasets -----------------------------------------------------------------------------------
+#: Fractions for the deterministic grouped split used when the input carries no ``split`` column.
+SPLIT_FRACTIONS: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
+#: Bumped whenever the labelling changes, so that cached datasets are rebuilt.
+DATASET_SCHEMA_VERSION: int = 1
+#: Columns never copied into the dataset as properties.
+NON_PROPERTY_COLUMNS: frozenset[str] = frozenset({"cif", "split", "Unnamed: 0", "index"})
+#: Shared benchmark data beside the repository (development machines only; users have their own).
+SHARED_DATA_DIR: Path = Path(os.environ.get("XTALAGENT_SHARED_DATA", PACKAGE_DIR.parent.parent / "shared" / "data"))
+
+# --- constraints --------------------------------------------------------------------------------
+#: Largest conventional cell (atoms) considered when the user gives a ratio or elements only.
+MAX_ATOMS_PER_CELL: int = 20
+
+# --- structure checks ---------------------------------------------------------------------------
+#: Shortest allowed interatomic distance (Å) in a returned structure.
+MIN_INTERATOMIC_DISTANCE: float = 0.5
+#: Sane range of volume per atom (Å^3) for a returned structure.
+VOLUME_PER_ATOM_RANGE: tuple[float, float] = (3.0, 100.0)
+
+
+def n_workers() -> int:
+    """Worker processes for CPU-bound batch work; ``XTALAGENT_WORKERS`` overrides."""
+    env = os.environ.get("XTALAGENT_WORKERS")
+    if env:
+        return max(1, int(env))
+    return max(1, os.cpu_count() or 1)

@@ -1,0 +1,13 @@
+"""User-facing errors.
+
+Anything raised as :class:`XtalAgentError` is a problem with the user's input or environment, and
+the CLI prints it as one line and exits non-zero instead of showing a traceback.
+"""
+
+
+class XtalAgentError(Exception):
+    """An error the user can fix (bad input, missing file, impossible request)."""
+
+
+class InputError(XtalAgentError, ValueError):
+    """Malformed input: a formula, CIF, constraint or file the tool cannot read."""

@@ -1,0 +1,1 @@
+"""Constraint generator: language models + LoRA that turn composition and targets into symmetry (issue #3)."""

@@ -1,0 +1,1 @@
+"""Prompt templates shipped as package data, and the loader that renders them."""

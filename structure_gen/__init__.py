@@ -1,0 +1,1 @@
+"""Structure generator: symmetry-conditioned diffusion over free lattice and Wyckoff variables (issue #4)."""

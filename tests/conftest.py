@@ -1,0 +1,32 @@
+"""Shared fixtures: small crystals shipped in the repo; ../shared/data only where present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from xtalagent import config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (config.SHARED_DATA_DIR / "README.md").exists():
+        pytest.skip(f"shared data not available at {config.SHARED_DATA_DIR}")
+    return config.SHARED_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def fixture_dataset(tmp_path_factory) -> Path:
+    """The shipped fixture CSV labelled once per test session."""
+    from xtalagent.data import build_dataset
+
+    out = tmp_path_factory.mktemp("data") / "crystals.parquet"
+    build_dataset([FIXTURES / "crystals.csv"], out, workers=1, progress=False)
+    return out

@@ -1,0 +1,33 @@
+import pytest
+from xtalagent.cli import main
+
+
+def test_help_lists_every_command_group(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for group in ("data", "constraints", "finetune", "structures", "screen", "design", "chat", "serve"):
+        assert group in text
+
+
+def test_data_build_and_info(tmp_path, fixtures, capsys):
+    out = tmp_path / "d.parquet"
+    assert main(["data", "build", str(fixtures / "cifs"), "-o", str(out), "--workers", "1"]) == 0
+    assert "labelled 4/4" in capsys.readouterr().out
+    assert main(["data", "info", str(out)]) == 0
+    assert "225" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing.csv", "no such file"),
+        ("bad/partial_occupancy.cif", "partial occupancy"),
+        ("bad/unknown_element.cif", "unknown element"),
+    ],
+)
+def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, fixtures, capsys, name, message):
+    code = main(["data", "build", str(fixtures / name), "-o", str(tmp_path / "o.parquet")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
