@@ -30,7 +30,14 @@ def main() -> None:
     shared = config.SHARED_DATA_DIR
     if not shared.exists():
         raise SystemExit(f"shared data not found at {shared} (set XTALAGENT_SHARED_DATA)")
-    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "datasets": {}}
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "datasets": {},
+    }
     for files in DATASETS.values():
         for rel in files:
             src = shared / rel

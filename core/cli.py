@@ -100,21 +100,116 @@ def data_info(dataset: Annotated[Path, typer.Argument(help="Parquet file from 'x
 
 # --- later stages -------------------------------------------------------------------------------
 @constraints_app.command("predict")
-def constraints_predict() -> None:
+def constraints_predict(
+    requests: Annotated[Path, typer.Argument(help="JSONL: one request per line (see 'finetune/requests.py')")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file to write")] = Path("constraints.jsonl"),
+    top_k: Annotated[int, typer.Option("--top-k", help="candidates per request")] = config.CONSTRAINT_TOP_K,
+    temperature: Annotated[float, typer.Option(help="0 = beam search; >0 = sampling")] = 0.0,
+    seed: Annotated[int, typer.Option(help="random seed for sampling")] = 0,
+    model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint serving adapters 'sg' and 'wyckoff'")
+    ] = None,
+) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
-    _not_yet("constraints predict", 3)
+    from rich.progress import track
+    from xtalagent.finetune.predictor import load_predictor
+    from xtalagent.io import atomic_path
+
+    if not requests.exists():
+        raise XtalAgentError(f"{requests}: no such file")
+    lines = requests.read_text().splitlines()
+    predictor = load_predictor(model, endpoint)
+    n_errors = 0
+    with atomic_path(output) as tmp, open(tmp, "w") as handle:
+        for prediction in track(
+            predictor.predict_jsonl(lines, top_k, temperature, seed),
+            total=len(lines),
+            description="predicting",
+            console=console,
+        ):
+            n_errors += prediction.error is not None
+            handle.write(prediction.model_dump_json(exclude_none=True) + "\n")
+    out.print(f"{len(lines) - n_errors} answered, {n_errors} with errors -> {output}")
 
 
 @constraints_app.command("eval")
-def constraints_eval() -> None:
-    """Evaluate the constraint generator on a labelled dataset split."""
-    _not_yet("constraints eval", 3)
+def constraints_eval(
+    dataset: Annotated[Path, typer.Argument(help="Parquet file from 'xtalagent data build'")],
+    split: Annotated[str, typer.Option(help="split to evaluate")] = "val",
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for JSON + confusion PNGs")] = Path(
+        "eval-constraints"
+    ),
+    limit: Annotated[int | None, typer.Option(help="evaluate a random subset of N crystals")] = None,
+    patterns: Annotated[
+        str, typer.Option(help="comma-separated: formula,elements,composition")
+    ] = "formula,elements,composition",
+    properties: Annotated[
+        str, typer.Option(help="comma-separated: band_gap,formation_energy,none")
+    ] = "band_gap,formation_energy,none",
+    top_k: Annotated[int, typer.Option("--top-k")] = config.CONSTRAINT_TOP_K,
+    model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
+) -> None:
+    """Evaluate the constraint generator on a labelled dataset split (accuracy, validity, baselines)."""
+    from xtalagent.eval.constraints_report import run_constraint_eval
+
+    summary = run_constraint_eval(
+        dataset, split, output, limit, patterns.split(","), properties.split(","), top_k, model, endpoint
+    )
+    table = Table(title=f"constraint generator on {dataset.name}:{split}")
+    for column in ("request", "n", "sg top-1", "sg top-k", "wyckoff|sg", "template", "valid", "NN baseline"):
+        table.add_column(column)
+    for key, row in summary["results"].items():
+        table.add_row(
+            key,
+            str(row["n"]),
+            f"{row['sg_top1']:.3f}",
+            f"{row['sg_topk']:.3f}",
+            f"{row['wyckoff_top1_given_group']:.3f}",
+            f"{row['template_top1']:.3f}",
+            f"{row['valid_rate']:.3f}",
+            f"{row['baseline_nearest_neighbour']:.3f}",
+        )
+    out.print(table)
+    out.print(f"-> {output}/constraints_eval.json")
 
 
 @app.command("finetune")
-def finetune() -> None:
-    """Fine-tune the constraint generator (LoRA adapters) on a labelled dataset."""
-    _not_yet("finetune", 3)
+def finetune(
+    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build', or a CSV of CIFs + properties")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="model folder to write (base/, sg/, wyckoff/)")] = Path(
+        "runs/constraints"
+    ),
+    base_model: Annotated[
+        str | None, typer.Option(help="local path or hub id of a causal LM; default: pretrain a compact one")
+    ] = None,
+    stages: Annotated[str, typer.Option(help="comma-separated stages to train")] = "sg,wyckoff",
+    epochs: Annotated[float, typer.Option(help="epochs per adapter")] = 3.0,
+    base_epochs: Annotated[float, typer.Option(help="epochs of base pretraining (compact model only)")] = 4.0,
+    learning_rate: Annotated[float, typer.Option()] = 2e-3,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    lora_r: Annotated[int, typer.Option()] = 16,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+    limit: Annotated[int | None, typer.Option(help="use only N training crystals")] = None,
+) -> None:
+    """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
+    from xtalagent.finetune.workflow import run_finetune
+
+    folder = run_finetune(
+        dataset,
+        output,
+        base_model,
+        stages.split(","),
+        epochs,
+        base_epochs,
+        learning_rate,
+        batch_size,
+        lora_r,
+        threads,
+        limit,
+    )
+    out.print(f"[green]constraint model ready[/] -> {folder}")
 
 
 @structures_app.command("sample")
@@ -154,9 +249,17 @@ def chat() -> None:
 
 
 @app.command("serve")
-def serve() -> None:
-    """Serve the constraint models with vLLM's OpenAI-compatible server."""
-    _not_yet("serve", 3)
+def serve(
+    model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the vLLM command instead of running it")] = False,
+) -> None:
+    """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA)."""
+    from xtalagent.finetune.serve import serve as start
+
+    command = start(model or config.CONSTRAINT_MODEL_DIR, host, port, dry_run=dry_run)
+    out.print(" ".join(command))
 
 
 def _validation_message(exc: ValidationError) -> str:

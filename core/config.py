@@ -7,6 +7,7 @@ without hunting through the code.
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,3 +45,10 @@ def n_workers() -> int:
     if env:
         return max(1, int(env))
     return max(1, os.cpu_count() or 1)
+
+
+# --- constraint generator (issue #3) -------------------------------------------------------------
+#: The embedded constraint model (base LM + ``sg`` and ``wyckoff`` LoRA adapters) shipped in the package.
+CONSTRAINT_MODEL_DIR: Path = Path(find_spec("xtalagent.finetune").origin).parent / "checkpoints" / "default"
+#: Candidates returned per request by default.
+CONSTRAINT_TOP_K: int = 5

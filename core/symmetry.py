@@ -7,15 +7,18 @@ and the free parameters of each site.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from pymatgen.core import Structure
 from xtalagent import config
 from xtalagent.errors import InputError
 
+TABLES_PATH = Path(__file__).parent / "resources" / "wyckoff_tables.json"
 _LABEL = re.compile(r"^(\d+)([a-zA-Z])$")
 
 
@@ -48,13 +51,30 @@ def check_spacegroup(number: int) -> int:
 
 
 @cache
+def _tables() -> dict[str, dict]:
+    """Wyckoff tables of all 230 groups, exported from pyxtal (``python -m xtalagent.symmetry``).
+
+    Loading pyxtal's Group objects takes seconds for all groups; the decoder needs every table at
+    once, so a compact JSON export ships with the package (a test checks it against pyxtal).
+    """
+    return json.loads(TABLES_PATH.read_text())
+
+
+@cache
 def wyckoff_table(spacegroup: int) -> tuple[WyckoffInfo, ...]:
     """All Wyckoff positions of a group, general position first (as pyxtal lists them)."""
-    group = _group(check_spacegroup(spacegroup))
-    return tuple(
-        WyckoffInfo(wp.get_label(), int(wp.multiplicity), wp.letter, int(wp.get_dof()))
-        for wp in group.Wyckoff_positions
-    )
+    entry = _tables()[str(check_spacegroup(spacegroup))]
+    return tuple(WyckoffInfo(label, mult, letter, dof) for label, mult, letter, dof in entry["positions"])
+
+
+def export_tables(path: Path | None = None) -> None:
+    """Regenerate the shipped Wyckoff tables from pyxtal."""
+    tables = {}
+    for number in range(1, 231):
+        group = _group(number)
+        rows = [[wp.get_label(), int(wp.multiplicity), wp.letter, int(wp.get_dof())] for wp in group.Wyckoff_positions]
+        tables[number] = {"symbol": group.symbol, "positions": rows}
+    (path or TABLES_PATH).write_text(json.dumps(tables, separators=(",", ":")))
 
 
 @cache
@@ -63,7 +83,7 @@ def wyckoff_by_label(spacegroup: int) -> dict[str, WyckoffInfo]:
 
 
 def spacegroup_symbol(spacegroup: int) -> str:
-    return _group(check_spacegroup(spacegroup)).symbol
+    return _tables()[str(check_spacegroup(spacegroup))]["symbol"]
 
 
 def crystal_system(spacegroup: int) -> str:
@@ -160,3 +180,7 @@ def detect_spacegroup(structure: Structure, symprec: float = config.CHECK_SYMPRE
         return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
     except Exception:
         return 0
+
+
+if __name__ == "__main__":
+    export_tables()

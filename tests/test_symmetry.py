@@ -53,3 +53,11 @@ def test_wyckoff_tables():
     with pytest.raises(InputError, match="1-230"):
         wyckoff_table(231)
     assert crystal_system(194) == "hexagonal" and crystal_system(166) == "trigonal"
+
+
+def test_shipped_tables_match_pyxtal(tmp_path):
+    from xtalagent.symmetry import TABLES_PATH, export_tables
+
+    fresh = tmp_path / "tables.json"
+    export_tables(fresh)
+    assert fresh.read_text() == TABLES_PATH.read_text()

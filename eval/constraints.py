@@ -1,0 +1,279 @@
+"""Evaluation of the constraint generator on a labelled split, with two baselines.
+
+Metrics (per request pattern and property choice):
+
+* space-group accuracy: top-1, top-k, and CrystalGF's variant in which groups outside the 19 most
+  frequent training groups are first mapped to "other";
+* Wyckoff accuracy given the true group (the multiset of element/Wyckoff sites, order ignored);
+* exact template match (group and site multiset both right at top-1);
+* validity and composition consistency of every returned candidate (re-checked here
+  independently of the decoder).
+
+Baselines: the most frequent training group for the cell's atom count, and the group of the
+nearest training crystal by composition (element fractions + cell size; element presence only
+for the elements-only pattern).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from xtalagent.composition import parse_counts
+from xtalagent.finetune.decoding import rank_sites, rank_spacegroups
+from xtalagent.finetune.examples import composition_of, record_properties
+from xtalagent.finetune.predictor import ConstraintPredictor
+from xtalagent.finetune.requests import Candidate, ConstraintRequest
+from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
+from xtalagent.records import CrystalRecord, SymmetryConstraint
+
+N_FREQUENT = 19
+PROPERTY_CHOICES = ("band_gap", "formation_energy", "none")
+
+
+@dataclass
+class Tally:
+    n: int = 0
+    sg_top1: int = 0
+    sg_topk: int = 0
+    sg_top1_other: int = 0
+    wyckoff_top1: int = 0
+    template_top1: int = 0
+    candidates: int = 0
+    valid: int = 0
+    consistent: int = 0
+    seconds: float = 0.0
+    baseline_frequent: int = 0
+    baseline_frequent_other: int = 0
+    baseline_nn: int = 0
+    baseline_nn_other: int = 0
+    sg_pairs: list = field(default_factory=list)
+    letter_pairs: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        n = max(1, self.n)
+        c = max(1, self.candidates)
+        return {
+            "n": self.n,
+            "sg_top1": self.sg_top1 / n,
+            "sg_topk": self.sg_topk / n,
+            "sg_top1_frequent_or_other": self.sg_top1_other / n,
+            "wyckoff_top1_given_group": self.wyckoff_top1 / n,
+            "template_top1": self.template_top1 / n,
+            "candidates": self.candidates,
+            "valid_rate": self.valid / c,
+            "composition_consistent_rate": self.consistent / c,
+            "ms_per_request": 1000 * self.seconds / n,
+            "baseline_most_frequent_for_atom_count": self.baseline_frequent / n,
+            "baseline_most_frequent_for_atom_count_other": self.baseline_frequent_other / n,
+            "baseline_nearest_neighbour": self.baseline_nn / n,
+            "baseline_nearest_neighbour_other": self.baseline_nn_other / n,
+        }
+
+
+class Baselines:
+    """Most-frequent-group-for-atom-count and composition nearest neighbour, fit on training crystals."""
+
+    def __init__(self, train: list[CrystalRecord]):
+        from pymatgen.core import Element
+
+        self.symbols = [el.symbol for el in Element]
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        overall = Counter(r.spacegroup for r in train)
+        self.overall = overall.most_common(1)[0][0]
+        self.frequent = {g for g, _ in overall.most_common(N_FREQUENT)}
+        by_count: dict[int, Counter] = {}
+        for r in train:
+            by_count.setdefault(r.natoms, Counter())[r.spacegroup] += 1
+        self.by_count = {n: c.most_common(1)[0][0] for n, c in by_count.items()}
+        self.groups = np.array([r.spacegroup for r in train])
+        self.fractions = np.stack([self._vector(self._counts(r), presence=False) for r in train])
+        self.presence = np.stack([self._vector(self._counts(r), presence=True) for r in train])
+
+    @staticmethod
+    def _counts(record: CrystalRecord) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for s in record.sites:
+            counts[s.element] = counts.get(s.element, 0) + s.multiplicity
+        return counts
+
+    def _vector(self, counts: dict[str, int], presence: bool) -> np.ndarray:
+        v = np.zeros(len(self.symbols) + 1)
+        total = sum(counts.values())
+        for el, n in counts.items():
+            v[self.index[el]] = 1.0 if presence else n / total
+        if not presence:
+            v[-1] = 0.1 * math.log(total)  # cell size, so Sc2Ni6 and Sc4Ni12 differ
+        return v
+
+    def other(self, group: int) -> int:
+        return group if group in self.frequent else 0
+
+    def most_frequent(self, natoms: int | None) -> int:
+        return self.by_count.get(natoms, self.overall) if natoms else self.overall
+
+    def nearest(self, counts: dict[str, int], presence: bool) -> int:
+        table = self.presence if presence else self.fractions
+        distances = np.abs(table - self._vector(counts, presence)).sum(axis=1)
+        return int(self.groups[int(np.argmin(distances))])
+
+
+def request_for(record: CrystalRecord, pattern: str, prop: str) -> dict | None:
+    """The request a user would send for this crystal, or None if it lacks the property."""
+    band_gap, formation_energy = record_properties(record)
+    request: dict = {"id": record.id}
+    if prop == "band_gap":
+        if band_gap is None:
+            return None
+        request["band_gap"] = band_gap
+    elif prop == "formation_energy":
+        if formation_energy is None:
+            return None
+        request["formation_energy"] = formation_energy
+    elements, counts = composition_of(record, pattern)
+    if pattern == "formula":
+        request["formula"] = "".join(f"{e}{n}" for e, n in zip(elements, counts))
+    elif pattern == "composition":
+        request["composition"] = "".join(f"{e}{n}" for e, n in zip(elements, counts))
+        request["max_atoms"] = max(20, record.natoms)
+    else:
+        request["elements"] = list(elements)
+        request["max_atoms"] = max(20, record.natoms)
+    return request
+
+
+def check_candidate(candidate: Candidate, request: dict) -> tuple[bool, bool]:
+    """(valid, composition-consistent), checked from scratch against the Wyckoff tables."""
+    try:
+        constraint = SymmetryConstraint(spacegroup=candidate.spacegroup, sites=candidate.sites)
+    except Exception:
+        return False, False
+    counts = constraint.counts
+    if "formula" in request:
+        return True, counts == parse_counts(request["formula"])
+    if "composition" in request:
+        ratio = parse_counts(request["composition"])
+        z = {counts.get(el, 0) / n for el, n in ratio.items()}
+        return True, set(counts) == set(ratio) and len(z) == 1 and next(iter(z)).is_integer() and sum(
+            counts.values()
+        ) <= request["max_atoms"]
+    return True, set(counts) == set(request["elements"]) and sum(counts.values()) <= request["max_atoms"]
+
+
+def _multiset(sites) -> Counter:
+    return Counter((s.element, s.wyckoff) for s in sites)
+
+
+def evaluate(
+    predictor: ConstraintPredictor,
+    records: list[CrystalRecord],
+    baselines: Baselines,
+    patterns: tuple[str, ...] = ("formula", "elements", "composition"),
+    properties: tuple[str, ...] = PROPERTY_CHOICES,
+    top_k: int = 5,
+    full_decode: bool = True,
+    progress=None,
+) -> dict[str, Tally]:
+    """Tallies per "pattern+property" key."""
+    tallies: dict[str, Tally] = {}
+    for record in records:
+        truth_sites = _multiset(record.sites)
+        for pattern in patterns:
+            for prop in properties:
+                request = request_for(record, pattern, prop)
+                if request is None:
+                    continue
+                tally = tallies.setdefault(f"{pattern}+{prop}", Tally())
+                start = time.perf_counter()
+                _score_one(predictor, record, request, truth_sites, tally, baselines, top_k, full_decode)
+                tally.seconds += time.perf_counter() - start
+                tally.n += 1
+                counts = Baselines._counts(record)
+                natoms = record.natoms if pattern == "formula" else None
+                freq = baselines.most_frequent(natoms)
+                nn = baselines.nearest(counts, presence=pattern == "elements")
+                tally.baseline_frequent += freq == record.spacegroup
+                tally.baseline_frequent_other += baselines.other(freq) == baselines.other(record.spacegroup)
+                tally.baseline_nn += nn == record.spacegroup
+                tally.baseline_nn_other += baselines.other(nn) == baselines.other(record.spacegroup)
+        if progress:
+            progress()
+    return tallies
+
+
+def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k, full_decode) -> None:
+    scorer = predictor.scorer
+    req = ConstraintRequest.model_validate(request)
+    target = req.target()
+    ctx = predictor.context(req)
+    # stage 1 over every feasible group
+    ranked = rank_spacegroups(scorer, ctx, feasible_groups(target), top_k)
+    groups = [g for g, _ in ranked]
+    top1 = groups[0] if groups else None
+    tally.sg_top1 += top1 == record.spacegroup
+    tally.sg_topk += record.spacegroup in groups
+    tally.sg_top1_other += top1 is not None and baselines.other(top1) == baselines.other(record.spacegroup)
+    tally.sg_pairs.append((record.spacegroup, top1))
+    # stage 2 given the true group (formula pattern fixes the counts; others their own targets)
+    if target.feasible(record.spacegroup):
+        best = rank_sites(scorer, ctx, target, record.spacegroup, 1)
+        if best:
+            predicted = Counter(site_labels(record.spacegroup, best[0][0], target.elements))
+            hit = predicted == Counter((e, w) for e, w in truth_sites.elements())
+            tally.wyckoff_top1 += hit
+            tally.template_top1 += hit and top1 == record.spacegroup
+            _letter_pairs(tally, truth_sites, predicted)
+    if full_decode:
+        for candidate in predictor.predict(req, top_k=top_k):
+            valid, consistent = check_candidate(candidate, request)
+            tally.candidates += 1
+            tally.valid += valid
+            tally.consistent += consistent
+
+
+def _letter_pairs(tally: Tally, truth: Counter, predicted: Counter) -> None:
+    """Pair true and predicted letters element by element (sorted), for the letter confusion matrix."""
+    for element in {e for e, _ in truth}:
+        t = sorted(w[-1] for (e, w) in truth.elements() if e == element)
+        p = sorted(w[-1] for (e, w) in predicted.elements() if e == element)
+        for a, b in zip(t, p):
+            tally.letter_pairs.append((a, b))
+
+
+def confusion_png(pairs: list[tuple], labels: list, path: Path, title: str, other_label: str = "other") -> None:
+    """Row-normalised confusion matrix of (true, predicted) pairs over ``labels`` + other."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [str(x) for x in labels] + [other_label]
+    index = {x: i for i, x in enumerate(labels)}
+    matrix = np.zeros((len(names), len(names)))
+    for true, pred in pairs:
+        matrix[index.get(true, len(labels)), index.get(pred, len(labels))] += 1
+    rows = matrix.sum(axis=1, keepdims=True)
+    matrix = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sample_records(records: list[CrystalRecord], limit: int | None, seed: int = 0) -> list[CrystalRecord]:
+    if limit is None or limit >= len(records):
+        return records
+    return random.Random(seed).sample(records, limit)

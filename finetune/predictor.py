@@ -1,0 +1,131 @@
+"""The constraint generator: request in, ranked valid symmetry constraints out.
+
+``ConstraintPredictor`` wraps a scorer (local model or endpoint) with the strict two-stage decoder
+and the JSONL contract. Every candidate it returns is re-validated as a
+:class:`~xtalagent.records.SymmetryConstraint` whose counts match the request.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from xtalagent import config
+from xtalagent.composition import format_counts
+from xtalagent.errors import InputError, XtalAgentError
+from xtalagent.finetune.decoding import Context, rank_sites, rank_spacegroups
+from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
+from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
+from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, feasible_groups, site_labels
+from xtalagent.records import SiteSpec, SymmetryConstraint
+
+
+def default_model_dir() -> Path:
+    """The embedded constraint model shipped with the package."""
+    return config.CONSTRAINT_MODEL_DIR
+
+
+def load_predictor(model: str | Path | None = None, endpoint: str | None = None, **kwargs: Any) -> ConstraintPredictor:
+    """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint."""
+    if endpoint:
+        return ConstraintPredictor(EndpointScorer(endpoint, **kwargs))
+    return ConstraintPredictor(LocalScorer.load(model or default_model_dir(), **kwargs))
+
+
+class ConstraintPredictor:
+    def __init__(self, scorer: Scorer, sg_candidates: int | None = None):
+        self.scorer = scorer
+        self.sg_candidates = sg_candidates  # groups expanded in stage 2 (default: top_k)
+
+    @staticmethod
+    def context(request: ConstraintRequest) -> Context:
+        target = request.target()
+        counts = None
+        if isinstance(target, ExactCounts):
+            counts = target.counts
+        elif isinstance(target, RatioCounts):
+            counts = target.ratio
+        return Context(request.pattern.value, target.elements, counts, request.band_gap, request.formation_energy)
+
+    def predict(
+        self, request: ConstraintRequest | dict, top_k: int = 5, temperature: float = 0.0, seed: int = 0
+    ) -> list[Candidate]:
+        """Ranked valid candidates, best first; raises :class:`InputError` if none can exist."""
+        if not isinstance(request, ConstraintRequest):
+            request = ConstraintRequest.model_validate(request)
+        if top_k < 1:
+            raise InputError("top_k must be at least 1")
+        target = request.target()
+        ctx = self.context(request)
+        rng = random.Random(seed)
+        what = request.formula or request.composition or "-".join(request.elements or [])
+        if request.spacegroup is not None:
+            if not target.feasible(request.spacegroup):
+                raise InputError(
+                    f"space group {request.spacegroup} cannot host {what}"
+                    + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
+                )
+            groups = [(request.spacegroup, 0.0)]
+        else:
+            feasible = feasible_groups(target)
+            if not feasible:
+                raise InputError(
+                    f"no space group can host {what}"
+                    + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
+                )
+            groups = rank_spacegroups(self.scorer, ctx, feasible, self.sg_candidates or top_k, temperature, rng)
+        candidates: list[Candidate] = []
+        for spacegroup, sg_score in groups:
+            for state, site_score in rank_sites(
+                self.scorer, ctx, target, spacegroup, top_k, temperature=temperature, rng=rng
+            ):
+                sites = [
+                    SiteSpec(element=el, wyckoff=label) for el, label in site_labels(spacegroup, state, target.elements)
+                ]
+                constraint = SymmetryConstraint(spacegroup=spacegroup, sites=sites)  # re-validates
+                counts = dict(zip(target.elements, state.so_far))
+                if isinstance(target, ExactCounts):
+                    constraint.check_counts(dict(zip(target.elements, target.counts)))
+                candidates.append(
+                    Candidate(
+                        spacegroup=spacegroup,
+                        formula=format_counts(counts),
+                        sites=sites,
+                        score=round(sg_score + site_score, 4),
+                    )
+                )
+        candidates.sort(key=lambda c: -c.score)
+        return candidates[:top_k]
+
+    def predict_line(self, data: Any, top_k: int = 5, temperature: float = 0.0, seed: int = 0) -> Prediction:
+        """One JSONL request to one output record; errors become an ``error`` field."""
+        ident = data.get("id") if isinstance(data, dict) else None
+        try:
+            if not isinstance(data, dict):
+                raise InputError("a request must be a JSON object")
+            request = ConstraintRequest.model_validate(data)
+            return Prediction(id=ident, candidates=self.predict(request, top_k, temperature, seed))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            message = str(first.get("msg", exc)).removeprefix("Value error, ")
+            return Prediction(id=ident, error=f"{where}: {message}" if where else message)
+        except XtalAgentError as exc:
+            return Prediction(id=ident, error=str(exc))
+
+    def predict_jsonl(
+        self, lines: Iterable[str], top_k: int = 5, temperature: float = 0.0, seed: int = 0
+    ) -> Iterator[Prediction]:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield Prediction(id=None, error=f"line {number}: not valid JSON ({exc.msg})")
+                continue
+            yield self.predict_line(data, top_k, temperature, seed)

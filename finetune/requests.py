@@ -1,0 +1,132 @@
+"""Constraint requests and candidates: the JSONL contract of ``xtalagent constraints predict``.
+
+Input line:  ``{"id": 7, "formula": "Sc2Ni6", "band_gap": 0.0}`` — or ``"elements": ["Sc", "Ni"]``
+or ``"composition": "ScNi3"`` instead of ``formula``; ``"formation_energy"`` instead of or beside
+``band_gap``; an optional ``"spacegroup"``.
+Output line: ``{"id": 7, "candidates": [{"spacegroup": 194, "formula": "Sc2Ni6", "sites":
+[{"element": "Sc", "wyckoff": "2c"}, ...], "score": -0.42}, ...]}``, best first, or
+``{"id": 7, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from math import gcd
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from xtalagent import config
+from xtalagent.composition import check_element, parse_counts
+from xtalagent.errors import InputError
+from xtalagent.finetune.wyckoff_solver import ExactCounts, FreeCounts, RatioCounts, Target
+from xtalagent.records import SiteSpec, SymmetryConstraint
+from xtalagent.symmetry import check_spacegroup
+
+
+class Pattern(StrEnum):
+    """How the composition is given (CrystalGF's request patterns plus the ratio form)."""
+
+    FORMULA = "formula"  # full cell formula: exactly these atoms in the conventional cell
+    ELEMENTS = "elements"  # elements only: the model proposes the ratio
+    COMPOSITION = "composition"  # a ratio: the model chooses the number of formula units
+
+
+def electronegativity_order(elements: list[str]) -> tuple[str, ...]:
+    """Elements in pymatgen's formula order, the canonical order of prompts and answers."""
+    from pymatgen.core import Element
+
+    return tuple(sorted(elements, key=lambda el: (Element(el).X, el)))
+
+
+class ConstraintRequest(BaseModel):
+    """One request: a composition in one of three forms, optional targets and group."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Any = None
+    formula: str | None = None
+    elements: list[str] | None = None
+    composition: str | None = None
+    band_gap: float | None = Field(default=None, ge=0)
+    formation_energy: float | None = None
+    spacegroup: int | None = None
+    max_atoms: int = Field(default=config.MAX_ATOMS_PER_CELL, ge=1, le=500)
+
+    @field_validator("elements")
+    @classmethod
+    def _elements(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise InputError("'elements' is empty")
+        for symbol in value:
+            check_element(symbol)
+        if len(set(value)) != len(value):
+            raise InputError(f"'elements' repeats an element: {value}")
+        return value
+
+    @field_validator("spacegroup")
+    @classmethod
+    def _group(cls, value: int | None) -> int | None:
+        return None if value is None else check_spacegroup(value)
+
+    @model_validator(mode="after")
+    def _one_composition(self) -> ConstraintRequest:
+        given = [name for name in ("formula", "elements", "composition") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise InputError(
+                "give exactly one of 'formula', 'elements' or 'composition'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.formula is not None:
+            parse_counts(self.formula)
+        if self.composition is not None:
+            parse_counts(self.composition)
+        return self
+
+    @property
+    def pattern(self) -> Pattern:
+        if self.formula is not None:
+            return Pattern.FORMULA
+        if self.elements is not None:
+            return Pattern.ELEMENTS
+        return Pattern.COMPOSITION
+
+    def target(self) -> Target:
+        """The composition target the decoder must satisfy."""
+        if self.pattern is Pattern.ELEMENTS:
+            return FreeCounts(electronegativity_order(self.elements), self.max_atoms)
+        counts = parse_counts(self.formula if self.formula is not None else self.composition)
+        order = electronegativity_order(list(counts))
+        if self.pattern is Pattern.FORMULA:
+            return ExactCounts(order, tuple(counts[el] for el in order))
+        divisor = 0
+        for n in counts.values():
+            divisor = gcd(divisor, n)
+        ratio = tuple(counts[el] // divisor for el in order)
+        if sum(ratio) > self.max_atoms:
+            raise InputError(
+                f"composition {self.composition} needs {sum(ratio)} atoms per formula unit, "
+                f"more than max_atoms={self.max_atoms}"
+            )
+        return RatioCounts(order, ratio, self.max_atoms)
+
+
+class Candidate(BaseModel):
+    """One valid answer: group, sites (canonical order), the cell formula they give, a score."""
+
+    spacegroup: int
+    formula: str
+    sites: list[SiteSpec]
+    score: float
+
+    def constraint(self, band_gap: float | None = None, formation_energy: float | None = None) -> SymmetryConstraint:
+        return SymmetryConstraint(
+            spacegroup=self.spacegroup, sites=self.sites, band_gap=band_gap, formation_energy=formation_energy
+        )
+
+
+class Prediction(BaseModel):
+    id: Any = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    error: str | None = None

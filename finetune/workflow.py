@@ -1,0 +1,88 @@
+"""``xtalagent finetune``: from a dataset to a ready constraint model folder.
+
+The folder holds ``base/`` (or ``base.json`` naming a hub model), ``sg/`` and ``wyckoff/``.
+Every step is skipped when its output exists and resumes from its last checkpoint otherwise, so
+an interrupted run continues where it stopped. Only the ``train`` split is trained on; ``val``
+gives the per-epoch metric; ``test`` is never read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from xtalagent.errors import InputError
+from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, train_adapter
+from xtalagent.records import CrystalRecord
+
+
+def load_training_records(dataset: Path, work_dir: Path) -> tuple[list[CrystalRecord], list[CrystalRecord]]:
+    """(train, val) records of a labelled Parquet dataset, or of a CSV of CIFs labelled first."""
+    from xtalagent.data import build_dataset, load_records
+
+    dataset = Path(dataset)
+    if not dataset.exists():
+        raise InputError(f"{dataset}: no such file")
+    if dataset.suffix != ".parquet":
+        labelled = work_dir / "dataset.parquet"
+        build_dataset([dataset], labelled)
+        dataset = labelled
+    train, val = load_records(dataset, "train"), load_records(dataset, "val")
+    if not train:
+        raise InputError(f"{dataset}: no rows in split 'train'")
+    return train, val
+
+
+def resolve_base(model_dir: Path) -> str:
+    """The base model of a model folder: ``base/`` or the hub id/path in ``base.json``."""
+    if (model_dir / "base").is_dir():
+        return str(model_dir / "base")
+    if (model_dir / "base.json").exists():
+        return json.loads((model_dir / "base.json").read_text())["base_model"]
+    raise InputError(f"{model_dir}: no base model (base/ or base.json)")
+
+
+def run_finetune(
+    dataset: Path,
+    output: Path,
+    base_model: str | None = None,
+    stages: list[str] = ("sg", "wyckoff"),
+    epochs: float = 3.0,
+    base_epochs: float = 4.0,
+    learning_rate: float = 2e-3,
+    batch_size: int = 32,
+    lora_r: int = 16,
+    threads: int | None = None,
+    limit: int | None = None,
+    base_config: BaseModelConfig | None = None,
+) -> Path:
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    unknown = set(stages) - {"sg", "wyckoff"}
+    if unknown:
+        raise InputError(f"unknown stage(s): {', '.join(sorted(unknown))} (expected sg, wyckoff)")
+    train, val = load_training_records(dataset, output)
+    if limit:
+        train = train[:limit]
+    cfg = TrainConfig(
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        lora_r=lora_r,
+        lora_alpha=2 * lora_r,
+        threads=threads,
+    )
+    if base_model is None:
+        if not (output / "base").exists():
+            base_cfg = TrainConfig(
+                epochs=base_epochs, learning_rate=learning_rate, batch_size=batch_size, threads=threads
+            )
+            pretrain_base(train, output, base_config, base_cfg, val=val[:500])
+        base = str(output / "base")
+    else:
+        (output / "base.json").write_text(json.dumps({"base_model": base_model}) + "\n")
+        base = base_model
+    for stage in stages:
+        if not (output / stage).exists():
+            train_adapter(stage, base, train, output, cfg, val=val)
+    return output

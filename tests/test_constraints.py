@@ -1,0 +1,247 @@
+"""Constraint generator: prompts, request contract, strict decoding, a tiny fine-tune end to end."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from pydantic import ValidationError
+from xtalagent import prompts
+from xtalagent.cli import main
+from xtalagent.eval.constraints import check_candidate
+from xtalagent.finetune.requests import ConstraintRequest, Pattern
+from xtalagent.finetune.train import BaseModelConfig
+
+
+def test_prompts_state_scope_units_and_three_decimals():
+    text = prompts.spacegroup_prompt("formula", ("Sc", "Ni"), (2, 6), 0.0, -0.3891)
+    assert "Sc2Ni6" in text and "0.000 eV" in text and "-0.389 eV/atom" in text
+    assert "1 to 230" in text and "most suitable" in text
+    wy = prompts.wyckoff_prompt("elements", ("Ti", "O"), None, 136, band_gap=3.0)
+    assert "Candidate Wyckoff positions: 2a, 2b, 4c, 4d, 4e, 4f, 4g, 8h, 8i, 8j, 16k." in wy
+    assert "(2a, 2b, 4c, 4d)" in wy and "Ti, O" in wy
+
+
+def test_tokenizer_is_additive():
+    from xtalagent.finetune.tokenizer import build_tokenizer
+
+    prompt = prompts.wyckoff_prompt("formula", ("Ba", "Nd", "Co", "O"), (1, 1, 2, 5), 123, -2.5)
+    tok = build_tokenizer([prompt])
+    pieces = [prompt, " Ba 1a", ", Nd 1b", ", O 4i"]
+    assert tok("".join(pieces)).input_ids == [i for p in pieces for i in tok(p).input_ids]
+    assert tok.unk_token_id not in tok("Ba1Nd1Co2O5 -0.389").input_ids
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"formula": "Sc2Ni6", "elements": ["Sc", "Ni"]}, "exactly one"),
+        ({"band_gap": 1.0}, "exactly one"),
+        ({"formula": "Xx2O3"}, "unknown element"),
+        ({"formula": "Sc-Ni"}, "malformed formula"),
+        ({"elements": ["Sc", "Qq"]}, "unknown element"),
+        ({"formula": "NaCl", "spacegroup": 231}, "1-230"),
+        ({"formula": "NaCl", "band_gap": -1}, "greater than or equal"),
+        ({"formula": "NaCl", "colour": "red"}, "Extra inputs"),
+    ],
+)
+def test_bad_requests(payload, message):
+    with pytest.raises(ValidationError, match=message):
+        ConstraintRequest.model_validate(payload)
+
+
+def test_request_patterns_and_targets():
+    assert ConstraintRequest(formula="Ni6Sc2").target().elements == ("Sc", "Ni")
+    assert ConstraintRequest(elements=["O", "Ti"]).pattern is Pattern.ELEMENTS
+    target = ConstraintRequest(composition="Ti2O4", max_atoms=12).target()
+    assert target.ratio == (1, 2) and target.options[-1] == (4, 8)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, fixtures):
+    """A tiny base LM + both adapters trained on the shipped fixture: seconds, not minutes."""
+    from xtalagent.finetune.workflow import run_finetune
+
+    out = tmp_path_factory.mktemp("model")
+    run_finetune(
+        fixtures / "crystals.csv",
+        out,
+        epochs=1,
+        base_epochs=1,
+        batch_size=8,
+        limit=16,
+        threads=2,
+        base_config=BaseModelConfig(hidden_size=64, num_layers=1, num_heads=1, intermediate_size=64),
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model):
+    from xtalagent.finetune.predictor import load_predictor
+
+    return load_predictor(tiny_model)
+
+
+def test_finetune_writes_resumable_model_folder(tiny_model):
+    assert {"base", "sg", "wyckoff"} <= {p.name for p in tiny_model.iterdir()}
+    assert (tiny_model / "sg" / "adapter_config.json").exists()
+    metrics = (tiny_model / "run-sg" / "val_metric.jsonl").read_text().splitlines()
+    assert metrics and "val_sg_top1" in json.loads(metrics[-1])
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"formula": "Sc2Ni6", "band_gap": 0.0},
+        {"formula": "Ba1Nd1Co2O5", "formation_energy": -2.1},
+        {"elements": ["Ti", "O"], "band_gap": 3.0},
+        {"composition": "TiO2", "band_gap": 3.0, "formation_energy": -3.4},
+        {"formula": "Na4Cl4", "spacegroup": 225},
+        {"composition": "ScNi3"},
+    ],
+)
+def test_every_candidate_is_valid_and_consistent(predictor, request_):
+    candidates = predictor.predict(request_, top_k=4)
+    assert 1 <= len(candidates) <= 4
+    assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
+    full = ConstraintRequest.model_validate(request_)
+    for candidate in candidates:
+        assert check_candidate(candidate, full.model_dump(exclude_none=True)) == (True, True)
+        if "spacegroup" in request_:
+            assert candidate.spacegroup == request_["spacegroup"]
+
+
+def test_sampling_gives_valid_candidates(predictor):
+    for candidate in predictor.predict({"formula": "Ti2O4"}, top_k=3, temperature=1.0, seed=3):
+        assert check_candidate(candidate, {"formula": "Ti2O4"}) == (True, True)
+
+
+def test_impossible_requests_get_clear_errors(predictor):
+    from xtalagent.errors import InputError
+
+    with pytest.raises(InputError, match="cannot host"):
+        predictor.predict({"formula": "Na1Cl1", "spacegroup": 225})
+    with pytest.raises(InputError, match="no space group can host"):
+        predictor.predict({"elements": ["Na", "Cl", "K"], "max_atoms": 2})
+    with pytest.raises(InputError, match="more than max_atoms"):
+        predictor.predict({"composition": "Ba1Nd1Co2O5", "max_atoms": 8})
+
+
+def test_cached_scoring_matches_full_forward(predictor):
+    """The KV-cache shortcut gives the same log-probabilities as scoring whole sequences."""
+    import torch
+
+    scorer = predictor.scorer
+    prompt = prompts.spacegroup_prompt("formula", ("Sc", "Ni"), (2, 6), 0.0, None)
+    conts = [" 194", " 2", " 221"]
+    fast = scorer.score("sg", prompt, conts, [True, True, False])
+    scorer.model.set_adapter("sg")
+    for cont, end, value in zip(conts, [True, True, False], fast):
+        ids = scorer.tokenizer(prompt + cont).input_ids + ([scorer.tokenizer.eos_token_id] if end else [])
+        n = len(scorer.tokenizer(prompt).input_ids)
+        with torch.inference_mode():
+            logp = torch.log_softmax(scorer.model(torch.tensor([ids])).logits[0], dim=-1)
+        slow = sum(logp[i - 1, ids[i]].item() for i in range(n, len(ids)))
+        assert value == pytest.approx(slow, abs=1e-3)
+
+
+def test_jsonl_contract_through_cli(tiny_model, tmp_path):
+    src = tmp_path / "in.jsonl"
+    lines = [
+        {"id": 7, "formula": "Sc2Ni6", "band_gap": 0.0},
+        {"id": 8, "elements": ["Sc", "Ni"], "formation_energy": -0.389},
+        {"id": 9, "formula": "Xx2"},
+        {"id": 10, "composition": "ScNi3", "spacegroup": 221},
+    ]
+    src.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["constraints", "predict", str(src), "-o", str(out), "--top-k", "2", "--model", str(tiny_model)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r.get("id") for r in rows] == [7, 8, 9, 10, None]
+    assert set(rows[0]) == {"id", "candidates"}
+    first = rows[0]["candidates"][0]
+    assert set(first) == {"spacegroup", "formula", "sites", "score"} and first["formula"] == "Sc2Ni6"
+    assert all(set(s) == {"element", "wyckoff"} for s in first["sites"])
+    assert "unknown element" in rows[2]["error"] and "not valid JSON" in rows[4]["error"]
+    assert rows[3]["candidates"][0]["spacegroup"] == 221
+
+
+class _FakeVLLM(BaseHTTPRequestHandler):
+    """An OpenAI-compatible /v1/completions that scores with the local model (echo + logprobs)."""
+
+    scorer = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        import torch
+
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        scorer = self.scorer
+        scorer.model.set_adapter(body["model"])
+        tok = scorer.tokenizer
+        choices = []
+        for index, text in enumerate(body["prompt"]):
+            end = text.endswith(tok.eos_token)
+            stem = text[: -len(tok.eos_token)] if end else text
+            enc = tok(stem, return_offsets_mapping=True)
+            ids, offsets = enc.input_ids, [o[0] for o in enc.offset_mapping]
+            if end:
+                ids, offsets = ids + [tok.eos_token_id], offsets + [len(stem)]
+            with torch.inference_mode():
+                logp = torch.log_softmax(scorer.model(torch.tensor([ids])).logits[0], dim=-1)
+            values = [None] + [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
+            choices.append(
+                {
+                    "index": index,
+                    "text": "x",
+                    "logprobs": {"text_offset": offsets + [len(text)], "token_logprobs": values + [-0.1]},
+                }
+            )
+        payload = json.dumps({"choices": choices}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def test_endpoint_scorer_matches_local(predictor):
+    from xtalagent.finetune.predictor import ConstraintPredictor
+    from xtalagent.finetune.scorers import EndpointScorer
+
+    _FakeVLLM.scorer = predictor.scorer
+    server = HTTPServer(("127.0.0.1", 0), _FakeVLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        remote = ConstraintPredictor(EndpointScorer(f"http://127.0.0.1:{server.server_port}"))
+        request = {"formula": "Ti2O4", "band_gap": 3.0}
+        local = predictor.predict(request, top_k=3)
+        served = remote.predict(request, top_k=3)
+        assert [(c.spacegroup, c.sites) for c in served] == [(c.spacegroup, c.sites) for c in local]
+        assert [c.score for c in served] == pytest.approx([c.score for c in local], abs=1e-2)
+    finally:
+        server.shutdown()
+
+
+def test_endpoint_unreachable_is_a_clear_error():
+    from xtalagent.errors import XtalAgentError
+    from xtalagent.finetune.scorers import EndpointScorer
+
+    with pytest.raises(XtalAgentError, match="not reachable"):
+        EndpointScorer("http://127.0.0.1:9", timeout=2).score("sg", "p", [" 1"], [True])
+
+
+def test_serve_builds_multi_lora_command(tiny_model):
+    from xtalagent.finetune.serve import vllm_command
+
+    command = vllm_command(tiny_model, port=8123)
+    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert (
+        "--enable-lora" in command
+        and f"sg={tiny_model / 'sg'}" in command
+        and f"wyckoff={tiny_model / 'wyckoff'}" in command
+    )
