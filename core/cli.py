@@ -148,6 +148,7 @@ def constraints_eval(
         str, typer.Option(help="comma-separated: band_gap,formation_energy,none")
     ] = "band_gap,formation_energy,none",
     top_k: Annotated[int, typer.Option("--top-k")] = config.CONSTRAINT_TOP_K,
+    decode_k: Annotated[int | None, typer.Option(help="candidates fully decoded per request (default: top-k)")] = None,
     model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
 ) -> None:
@@ -155,7 +156,16 @@ def constraints_eval(
     from xtalagent.eval.constraints_report import run_constraint_eval
 
     summary = run_constraint_eval(
-        dataset, split, output, limit, patterns.split(","), properties.split(","), top_k, model, endpoint
+        dataset,
+        split,
+        output,
+        limit,
+        patterns.split(","),
+        properties.split(","),
+        top_k,
+        model,
+        endpoint,
+        decode_k=decode_k,
     )
     table = Table(title=f"constraint generator on {dataset.name}:{split}")
     for column in ("request", "n", "sg top-1", "sg top-k", "wyckoff|sg", "template", "valid", "NN baseline"):
@@ -213,27 +223,138 @@ def finetune(
 
 
 @structures_app.command("sample")
-def structures_sample() -> None:
-    """Sample crystal structures for symmetry constraints."""
-    _not_yet("structures sample", 4)
+def structures_sample(
+    constraints: Annotated[Path, typer.Argument(help="JSONL of constraints, or the output of 'constraints predict'")],
+    n: Annotated[int, typer.Option("-n", help="structures per constraint")] = 10,
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for CIFs + index")] = Path("structures"),
+    sampler: Annotated[str, typer.Option(help="diffusion or pyxtal")] = "diffusion",
+    checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    max_attempts: Annotated[int, typer.Option(help="retries for structures that fail the checks")] = 5,
+) -> None:
+    """Sample crystal structures that carry each symmetry constraint exactly (checked with spglib)."""
+    from xtalagent.structure_gen.commands import sample_command
+
+    sample_command(constraints, n, output, sampler, checkpoint, seed, max_attempts, echo=out.print)
 
 
 @structures_app.command("train")
-def structures_train() -> None:
-    """Train the symmetry-conditioned diffusion model."""
-    _not_yet("structures train", 4)
+def structures_train(
+    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build'")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="run folder (checkpoints, log)")] = Path(
+        "runs/structure_gen"
+    ),
+    train_split: Annotated[str | None, typer.Option(help="split to train on (default: train, or all rows)")] = None,
+    val_split: Annotated[str | None, typer.Option(help="split for the validation match rate")] = None,
+    hidden: Annotated[int, typer.Option()] = 128,
+    layers: Annotated[int, typer.Option()] = 4,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    max_steps: Annotated[int, typer.Option()] = 20000,
+    max_minutes: Annotated[float, typer.Option(help="stop (with a checkpoint) after this long")] = 60.0,
+    eval_every: Annotated[int, typer.Option(help="steps between validation match rates")] = 1000,
+    max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = 60,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+) -> None:
+    """Train the symmetry-conditioned diffusion model (checkpoints, resume, validation match rate)."""
+    from xtalagent.structure_gen.commands import train_command
+
+    best = train_command(
+        dataset,
+        output,
+        train_split,
+        val_split,
+        hidden,
+        layers,
+        batch_size,
+        lr,
+        max_steps,
+        max_minutes,
+        eval_every,
+        64,
+        max_atoms,
+        resume,
+        seed,
+        threads,
+    )
+    out.print(f"best checkpoint: {best}")
 
 
 @structures_app.command("eval-csp")
-def structures_eval_csp() -> None:
-    """Crystal structure prediction benchmark with true constraints."""
-    _not_yet("structures eval-csp", 4)
+def structures_eval_csp(
+    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build'")],
+    split: Annotated[str, typer.Option(help="split to evaluate ('all' for every row)")] = "test",
+    sampler: Annotated[str, typer.Option(help="diffusion, pyxtal or both")] = "both",
+    n: Annotated[int, typer.Option("-n", help="random crystals to evaluate")] = 200,
+    k: Annotated[int, typer.Option("-k", help="samples per crystal for match@k")] = 5,
+    seed: Annotated[int, typer.Option()] = 0,
+    checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="JSON report")] = Path("eval-csp.json"),
+) -> None:
+    """Crystal structure prediction with the true constraints: match rate, RMSE, validity, speed."""
+    from xtalagent.structure_gen.commands import eval_csp_command
+
+    eval_csp_command(
+        dataset, None if split == "all" else split, sampler, n, k, seed, checkpoint, output, echo=out.print
+    )
 
 
 @app.command("screen")
-def screen() -> None:
-    """Pre-relax, relax with an ML potential, and rank candidate structures."""
-    _not_yet("screen", 5)
+def screen(
+    source: Annotated[Path, typer.Argument(help="folder of CIFs, or a JSONL/CSV index with a 'cif_path' column")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output folder")] = Path("screened"),
+    potential: Annotated[
+        str, typer.Option(help="auto (MatterSim if its checkpoint is present, else CHGNet), chgnet, mattersim")
+    ] = "auto",
+    checkpoint: Annotated[str | None, typer.Option(help="potential checkpoint path or name")] = None,
+    relax: Annotated[bool, typer.Option("--relax/--no-relax", help="ML-potential relaxation")] = True,
+    symmetric: Annotated[
+        bool, typer.Option("--symmetric/--free", help="keep the symmetry while relaxing (FixSymmetry)")
+    ] = True,
+    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.1,
+    max_steps: Annotated[int, typer.Option(help="optimizer step limit per structure")] = 500,
+    timeout: Annotated[float, typer.Option(help="seconds per structure")] = 600.0,
+    batch_size: Annotated[int, typer.Option(help="structures evaluated together")] = 16,
+    stability: Annotated[bool, typer.Option("--stability/--no-stability", help="formation energy and e_hull")] = True,
+    hull_table: Annotated[
+        Path | None, typer.Option(help="CSV of reference formation energies (formula,e_form)")
+    ] = None,
+    references: Annotated[Path | None, typer.Option(help="reference structures for novelty (folder or index)")] = None,
+    phonons: Annotated[bool, typer.Option("--phonons", help="Γ-point phonon check")] = False,
+    limit: Annotated[int | None, typer.Option(help="screen only the first N candidates")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+    prerelax: Annotated[bool, typer.Option("--prerelax", help="LEGO descriptor pre-relaxation first")] = False,
+    prerelax_reference: Annotated[Path | None, typer.Option(help="reference structures/dataset for --prerelax")] = None,
+) -> None:
+    """Relax candidates with an ML potential, score stability, check and rank them. Re-runs skip finished ones."""
+    from xtalagent.tools.screen import screen_command
+
+    hook = None
+    if prerelax:
+        from xtalagent.tools.prerelax import structure_hook
+
+        hook = structure_hook(prerelax_reference)
+    screen_command(
+        source,
+        output,
+        potential,
+        checkpoint,
+        relax,
+        symmetric,
+        fmax,
+        max_steps,
+        timeout,
+        batch_size,
+        stability,
+        hull_table,
+        references,
+        phonons,
+        limit,
+        threads,
+        prerelax=hook,
+    )
 
 
 @app.command("design")

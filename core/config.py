@@ -52,3 +52,34 @@ def n_workers() -> int:
 CONSTRAINT_MODEL_DIR: Path = Path(find_spec("xtalagent.finetune").origin).parent / "checkpoints" / "default"
 #: Candidates returned per request by default.
 CONSTRAINT_TOP_K: int = 5
+
+# --- screening: potentials, relaxation, stability (issue #5) -------------------------------------
+#: CHGNet checkpoint used when MatterSim's is not present (weights ship inside the chgnet wheel).
+CHGNET_MODEL: str = "0.3.0"
+#: Where MatterSim keeps its downloaded checkpoints, and the default one.
+MATTERSIM_CACHE: Path = Path("~/.local/mattersim/pretrained_models").expanduser()
+MATTERSIM_CHECKPOINT: str = "mattersim-v1.0.0-1M.pth"
+#: Structures evaluated together by the batched relaxer.
+RELAX_BATCH_SIZE: int = 16
+#: Relaxation convergence (eV/Å), step limit, wall-time limit (s), FixSymmetry tolerance (Å).
+RELAX_FMAX: float = 0.1
+RELAX_MAX_STEPS: int = 500
+RELAX_TIMEOUT: float = 600.0
+RELAX_FIX_SYMPREC: float = 0.01
+#: A candidate within this energy above hull (eV/atom) counts as stable.
+STABLE_E_HULL: float = 0.1
+
+# --- descriptor pre-relaxation (issue #5) --------------------------------------------------------
+#: Known crystals searched for reference environments when the user gives none.
+REFERENCE_DATASET: Path = Path(os.environ.get("XTALAGENT_REFERENCE_DATASET", "datasets/mp_structures.parquet"))
+#: LEGO-xtal's cutoff (Å) for carbon SO(3) descriptors, and the relative distance threshold.
+LEGO_CARBON_RCUT: float = 2.1
+LEGO_DISTANCE_THRESHOLD_REL: float = 0.005
+
+# --- structure generator (issue #4) --------------------------------------------------------------
+#: StructureMatcher tolerances of the CSP benchmark (as DiffCSP / CDVAE).
+MATCH_STOL: float = 0.5
+MATCH_ANGLE_TOL: float = 10.0
+MATCH_LTOL: float = 0.3
+#: Attempts per requested structure before it is reported as failed.
+SAMPLE_MAX_ATTEMPTS: int = 5

@@ -178,8 +178,13 @@ def evaluate(
     top_k: int = 5,
     full_decode: bool = True,
     progress=None,
+    decode_k: int | None = None,
 ) -> dict[str, Tally]:
-    """Tallies per "pattern+property" key."""
+    """Tallies per "pattern+property" key.
+
+    ``top_k`` groups are ranked for the space-group top-k accuracy; ``decode_k`` (default
+    ``top_k``) candidates are fully decoded per request for the validity check.
+    """
     tallies: dict[str, Tally] = {}
     for record in records:
         truth_sites = _multiset(record.sites)
@@ -190,7 +195,9 @@ def evaluate(
                     continue
                 tally = tallies.setdefault(f"{pattern}+{prop}", Tally())
                 start = time.perf_counter()
-                _score_one(predictor, record, request, truth_sites, tally, baselines, top_k, full_decode)
+                _score_one(
+                    predictor, record, request, truth_sites, tally, baselines, top_k, full_decode, decode_k or top_k
+                )
                 tally.seconds += time.perf_counter() - start
                 tally.n += 1
                 counts = Baselines._counts(record)
@@ -206,7 +213,7 @@ def evaluate(
     return tallies
 
 
-def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k, full_decode) -> None:
+def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k, full_decode, decode_k) -> None:
     scorer = predictor.scorer
     req = ConstraintRequest.model_validate(request)
     target = req.target()
@@ -229,7 +236,7 @@ def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k,
             tally.template_top1 += hit and top1 == record.spacegroup
             _letter_pairs(tally, truth_sites, predicted)
     if full_decode:
-        for candidate in predictor.predict(req, top_k=top_k):
+        for candidate in predictor.predict(req, top_k=decode_k):
             valid, consistent = check_candidate(candidate, request)
             tally.candidates += 1
             tally.valid += valid

@@ -26,6 +26,7 @@ def run_constraint_eval(
     endpoint: str | None = None,
     seed: int = 0,
     full_decode: bool = True,
+    decode_k: int | None = None,
 ) -> dict:
     """Evaluate on ``split`` (baselines fit on ``train``); writes JSON + confusion PNGs to ``output``."""
     from rich.progress import Progress
@@ -49,6 +50,7 @@ def run_constraint_eval(
             top_k,
             full_decode,
             progress=lambda: bar.advance(task),
+            decode_k=decode_k,
         )
     output = Path(output)
     frequent = sorted(baselines.frequent)
@@ -71,6 +73,7 @@ def run_constraint_eval(
         "split": split,
         "n_crystals": len(records),
         "top_k": top_k,
+        "decoded_candidates_per_request": decode_k or top_k,
         "model": str(model or "embedded default") if not endpoint else f"endpoint {endpoint}",
         "seconds": round(time.perf_counter() - start, 1),
         "machine": platform.machine(),

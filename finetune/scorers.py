@@ -43,13 +43,15 @@ class LocalScorer:
         self.device = device
         self.batch_size = batch_size
         self.switch_adapters = switch_adapters  # False while training one adapter
+        self._prompts: dict[tuple[str, str], tuple] = {}
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu", threads: int | None = None, **kwargs) -> LocalScorer:
         """Load ``model_dir/base`` with the adapters ``model_dir/sg`` and ``model_dir/wyckoff``."""
         import torch
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
+        from xtalagent.finetune.tokenizer import load_tokenizer
         from xtalagent.finetune.workflow import resolve_base
 
         model_dir = Path(model_dir)
@@ -63,7 +65,7 @@ class LocalScorer:
                 )
         if threads:
             torch.set_num_threads(threads)
-        tokenizer = AutoTokenizer.from_pretrained(base_model)
+        tokenizer = load_tokenizer(base_model)
         base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
         model = PeftModel.from_pretrained(base, model_dir / "sg", adapter_name="sg")
         model.load_adapter(model_dir / "wyckoff", adapter_name="wyckoff")
@@ -86,15 +88,22 @@ class LocalScorer:
             conts.append(ids + ([self.tokenizer.eos_token_id] if stop else []))
         scores: list[float] = []
         with torch.inference_mode():
-            out = self.model(torch.tensor([prompt_ids], device=self.device), use_cache=True)
-            first_logp = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            cache, first_logp = self._prompt_state(stage, prompt, prompt_ids)
             for start in range(0, len(conts), self.batch_size):
                 scores.extend(
-                    self._score_batch(
-                        out.past_key_values, first_logp, len(prompt_ids), conts[start : start + self.batch_size]
-                    )
+                    self._score_batch(cache, first_logp, len(prompt_ids), conts[start : start + self.batch_size])
                 )
         return scores
+
+    def _prompt_state(self, stage: str, prompt: str, prompt_ids: list[int]):
+        """KV cache and next-token log-probabilities after the prompt, memoised (beam steps reuse them)."""
+        key = (stage, prompt)
+        if key not in self._prompts:
+            out = self.model(self.torch.tensor([prompt_ids], device=self.device), use_cache=True)
+            if len(self._prompts) >= 8:
+                self._prompts.pop(next(iter(self._prompts)))
+            self._prompts[key] = (out.past_key_values, self.torch.log_softmax(out.logits[0, -1].float(), dim=-1))
+        return self._prompts[key]
 
     def _score_batch(self, prompt_cache, first_logp, prompt_len: int, conts: list[list[int]]) -> list[float]:
         import copy

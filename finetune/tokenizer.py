@@ -53,3 +53,25 @@ def build_tokenizer(texts: Iterable[str]):
         bos_token=SPECIAL_TOKENS["bos"],
         eos_token=SPECIAL_TOKENS["eos"],
     )
+
+
+def load_tokenizer(path: str):
+    """Load a model's tokenizer without letting transformers swap in the architecture's own.
+
+    transformers 5 builds a Qwen2 model's tokenizer as ``Qwen2Tokenizer`` with Qwen's byte-level
+    pre-tokenizer, even when ``tokenizer.json`` holds our word-level one; that silently splits
+    every word into letters. Tokenizers saved as a generic fast tokenizer are therefore loaded
+    as exactly what ``tokenizer.json`` says; every other model (hub models) via ``AutoTokenizer``.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config = Path(path) / "tokenizer_config.json"
+    if config.exists() and json.loads(config.read_text()).get("tokenizer_class") in GENERIC_CLASSES:
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+GENERIC_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}

@@ -166,8 +166,9 @@ def train_adapter(
     """Train the LoRA adapter of one stage on top of ``base_model``; returns its folder."""
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
+    from xtalagent.finetune.tokenizer import load_tokenizer
 
     if stage not in ("sg", "wyckoff"):
         raise InputError(f"unknown stage {stage!r} (expected 'sg' or 'wyckoff')")
@@ -177,7 +178,7 @@ def train_adapter(
     out_dir = Path(out_dir)
     examples = [e for e in build_examples(train, cfg.variants_per_record, cfg.seed) if e.stage == stage]
     val_examples = [e for e in build_examples(val or [], 1, cfg.seed + 1) if e.stage == stage]
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer = load_tokenizer(str(base_model))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)

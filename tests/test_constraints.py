@@ -83,6 +83,14 @@ def predictor(tiny_model):
     return load_predictor(tiny_model)
 
 
+def test_saved_model_keeps_the_word_level_tokenizer(predictor):
+    """A saved Qwen2 model must not come back with Qwen's byte-level tokenizer (letters, not words)."""
+    tokens = predictor.scorer.tokenizer.convert_ids_to_tokens(
+        predictor.scorer.tokenizer("Task: choose Sc2Ni6").input_ids
+    )
+    assert tokens == ["Task", ":", "choose", "Sc", "2", "Ni", "6"]
+
+
 def test_finetune_writes_resumable_model_folder(tiny_model):
     assert {"base", "sg", "wyckoff"} <= {p.name for p in tiny_model.iterdir()}
     assert (tiny_model / "sg" / "adapter_config.json").exists()
@@ -245,3 +253,24 @@ def test_serve_builds_multi_lora_command(tiny_model):
         and f"sg={tiny_model / 'sg'}" in command
         and f"wyckoff={tiny_model / 'wyckoff'}" in command
     )
+
+
+def test_embedded_default_model_answers(tmp_path):
+    """The shipped checkpoint loads and answers the README's requests with valid candidates."""
+    from xtalagent import config
+    from xtalagent.finetune.predictor import load_predictor
+
+    if not (config.CONSTRAINT_MODEL_DIR / "sg").exists():
+        pytest.skip("no embedded constraint model in this checkout")
+    predictor = load_predictor()
+    for request in (
+        {"formula": "Sc2Ni6", "band_gap": 0.0},
+        {"elements": ["Ti", "O"], "band_gap": 3.0},
+        {"composition": "TiO2", "formation_energy": -3.4, "spacegroup": 136},
+    ):
+        candidates = predictor.predict(request, top_k=3)
+        assert candidates
+        for candidate in candidates:
+            assert check_candidate(
+                candidate, ConstraintRequest.model_validate(request).model_dump(exclude_none=True)
+            ) == (True, True)

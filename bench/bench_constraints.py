@@ -1,0 +1,93 @@
+"""Benchmark the constraint generator on the MP `val` split (never `test`, never `train`).
+
+Run from the repository root after `python bench/bench_data_build.py`; each part can run alone
+(they are independent processes, so two cores can run two parts at once):
+
+    python bench/bench_constraints.py latency
+    python bench/bench_constraints.py full --properties band_gap          # whole split
+    python bench/bench_constraints.py full --properties formation_energy  # whole split
+    python bench/bench_constraints.py patterns --subset 100               # all patterns x properties
+
+`full`: full-formula requests for every val crystal that has the property: space-group accuracy
+(top-1, top-5, frequent+other), Wyckoff accuracy given the group, validity and composition
+consistency of the decoded top-1 candidate, and both baselines.
+`patterns`: a random subset, patterns formula / elements / composition x band gap / formation
+energy / none, top-5 candidates decoded and checked.
+`latency`: median ms per request (top-1 and top-5) and requests/s, one request after another.
+Each part writes bench/results/constraints_<part>*.json (+ confusion-matrix PNGs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from xtalagent.data import load_records
+from xtalagent.eval.constraints import request_for, sample_records
+from xtalagent.eval.constraints_report import run_constraint_eval
+from xtalagent.finetune.predictor import load_predictor
+
+RESULTS = Path("bench/results")
+
+
+def latency(dataset: Path, model: Path | None, n: int = 40) -> dict:
+    records = sample_records(load_records(dataset, "val"), 200, seed=1)
+    requests = [r for r in (request_for(rec, "formula", "band_gap") for rec in records) if r][:n]
+    predictor = load_predictor(model)
+    predictor.predict(requests[0], top_k=1)  # warm-up
+    out: dict = {"n_requests": len(requests), "load_average": os.getloadavg()}
+    for k in (1, 5):
+        times = []
+        for request in requests:
+            start = time.perf_counter()
+            predictor.predict(request, top_k=k)
+            times.append(time.perf_counter() - start)
+        out[f"top{k}"] = {
+            "median_ms": round(1000 * statistics.median(times), 1),
+            "p90_ms": round(1000 * sorted(times)[int(0.9 * len(times)) - 1], 1),
+            "requests_per_s": round(len(times) / sum(times), 2),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["latency", "full", "patterns"])
+    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--properties", default="band_gap")
+    parser.add_argument("--subset", type=int, default=100)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.part == "latency":
+        result = latency(args.dataset, args.model)
+        target = RESULTS / "constraints_latency.json"
+    elif args.part == "full":
+        props = args.properties.split(",")
+        out = RESULTS / f"constraints_full_{'_'.join(props)}"
+        result = run_constraint_eval(args.dataset, "val", out, None, ["formula"], props, 5, args.model, decode_k=1)
+        target = out / "constraints_eval.json"
+    else:
+        out = RESULTS / "constraints_patterns"
+        result = run_constraint_eval(
+            args.dataset,
+            "val",
+            out,
+            args.subset,
+            ["formula", "elements", "composition"],
+            ["band_gap", "formation_energy", "none"],
+            5,
+            args.model,
+        )
+        target = out / "constraints_eval.json"
+    target.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result.get("results", result), indent=1))
+    print(f"-> {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,569 @@
+"""The screening stage: (pre-relax →) ML-potential relaxation → stability → checks → ranked output.
+
+``screen(source, out)`` reads candidates from a folder of CIFs or an index (JSONL/CSV with a
+``cif_path`` column, relative to the index; optional ``id`` and ``spacegroup`` (the requested
+group) columns), relaxes them in batches (:mod:`xtalagent.tools.relax`), scores formation energy
+and e_hull (:mod:`xtalagent.tools.hull`), runs the checks (:mod:`xtalagent.tools.checks`) and
+writes to ``out``:
+
+* ``cifs/NNNN_<id>.cif`` — relaxed structures ranked by e_hull, written with symmetry;
+* ``summary.csv`` / ``summary.json`` — one row per candidate (failures included, with reason);
+  every energy row names the potential and checkpoint that produced it;
+* ``ehull.png`` — distribution of e_hull;
+* ``cache/<id>.json`` — per-structure results, written atomically the moment a structure is done.
+  Re-running with the same settings reuses them, so an interrupt (Ctrl-C) loses nothing finished;
+  changed settings or a changed input CIF invalidate a structure's cache entry.
+
+When no requested group is given, the group detected on the input structure is the requested one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+from xtalagent import config
+from xtalagent.errors import InputError
+from xtalagent.io import atomic_path, write_json_atomic, write_text_atomic
+from xtalagent.symmetry import check_spacegroup, crystal_system, detect_spacegroup
+from xtalagent.tools import checks
+from xtalagent.tools import relax as relaxation
+from xtalagent.tools.hull import ReferenceHull, StabilityModel
+from xtalagent.tools.potentials import Potential, load_potential
+
+#: Bumped whenever per-structure results change meaning, so caches are recomputed.
+CACHE_VERSION: int = 1
+
+SUMMARY_COLUMNS = [
+    "rank", "id", "formula", "natoms", "requested_spacegroup", "final_spacegroup", "symmetry_kept",
+    "crystal_system", "status", "energy_eV", "energy_per_atom", "e_form", "e_hull", "steps", "fmax",
+    "valid_structure", "valid_composition", "phonon_stable", "stable", "unique", "novel", "sun",
+    "potential", "checkpoint", "failure", "cif", "source",
+]  # fmt: skip
+
+
+@dataclass
+class ScreenSettings:
+    """Everything that changes a per-structure result (hashed into the cache key)."""
+
+    potential: str = "auto"
+    checkpoint: str | None = None
+    relax: bool = True
+    symmetric: bool = True
+    fmax: float = relaxation.FMAX
+    max_steps: int = relaxation.MAX_STEPS
+    timeout: float = relaxation.TIMEOUT
+    stability: bool = True
+    hull_table: str | None = None
+    phonons: bool = False
+    symprec: float = config.CHECK_SYMPREC
+    prerelax: str | None = None  # name of the pre-relaxation hook, if any
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "version": CACHE_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Candidate:
+    id: str
+    source: str
+    cif_text: str = ""
+    structure: Structure | None = None
+    requested_spacegroup: int | None = None
+    error: str | None = None
+
+    @property
+    def input_hash(self) -> str:
+        return hashlib.sha256(self.cif_text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ScreenReport:
+    out: Path
+    rows: list[dict[str, Any]]
+    n_candidates: int
+    n_cached: int
+    n_relaxed: int
+    n_failed: int
+    sun_rate: float | None
+    symmetry_by_system: dict[str, dict[str, float]]
+    provenance: dict[str, Any]
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- input ----------------------------------------------------------------------------------------
+def _parse_cif(text: str) -> Structure:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_str(text, fmt="cif")
+    if not structure.is_ordered:
+        raise InputError("partial occupancy (disordered structure)")
+    return structure
+
+
+def read_candidates(source: Path | str, limit: int | None = None) -> list[Candidate]:
+    """Candidates from a folder of CIFs, a single CIF, or a JSONL/CSV index with ``cif_path``."""
+    source = Path(source)
+    rows: list[dict[str, Any]]
+    if not source.exists():
+        raise InputError(f"{source} does not exist")
+    if source.is_dir():
+        files = sorted(source.glob("*.cif"))
+        if not files:
+            raise InputError(f"no .cif files in {source}")
+        rows = [{"cif_path": f.name} for f in files]
+        base = source
+    elif source.suffix.lower() == ".cif":
+        rows, base = [{"cif_path": source.name}], source.parent
+    elif source.suffix.lower() in (".jsonl", ".csv"):
+        base = source.parent
+        if source.suffix.lower() == ".jsonl":
+            try:
+                rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{source}: invalid JSON line: {exc}") from None
+        else:
+            rows = pd.read_csv(source).to_dict("records")
+        if not rows or any("cif_path" not in r for r in rows):
+            raise InputError(f"{source}: every row needs a 'cif_path' column")
+    else:
+        raise InputError(f"{source}: expected a folder of CIFs, a .cif, or a .jsonl/.csv index with 'cif_path'")
+    if limit is not None:
+        rows = rows[:limit]
+    out: list[Candidate] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        path = Path(str(row["cif_path"]))
+        path = path if path.is_absolute() else base / path
+        cid = str(row.get("id") or path.stem)
+        if cid in seen:
+            seen[cid] += 1
+            cid = f"{cid}_{seen[cid]}"
+        else:
+            seen[cid] = 1
+        cand = Candidate(id=cid, source=str(path))
+        group = row.get("requested_spacegroup", row.get("spacegroup"))
+        if group is not None and not (isinstance(group, float) and np.isnan(group)):
+            try:
+                cand.requested_spacegroup = check_spacegroup(int(group))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"{source}, row {cid}: requested space group {group!r} is invalid ({exc})") from None
+        try:
+            cand.cif_text = path.read_text()
+            cand.structure = _parse_cif(cand.cif_text)
+        except FileNotFoundError:
+            cand.error = f"file not found: {path}"
+        except Exception as exc:
+            cand.error = f"unreadable CIF: {type(exc).__name__}: {exc}".splitlines()[0]
+        if cand.structure is not None and cand.requested_spacegroup is None:
+            cand.requested_spacegroup = detect_spacegroup(cand.structure, config.CHECK_SYMPREC) or None
+        out.append(cand)
+    return out
+
+
+# --- per-structure scoring ------------------------------------------------------------------------
+def _score(
+    cand: Candidate,
+    result: relaxation.RelaxResult | None,
+    potential: Potential | None,
+    stability: StabilityModel | None,
+    settings: ScreenSettings,
+    failure: str | None = None,
+) -> dict[str, Any]:
+    """One summary row (without batch-level flags) for a finished structure."""
+    row: dict[str, Any] = {
+        "id": cand.id,
+        "source": cand.source,
+        "requested_spacegroup": cand.requested_spacegroup,
+        "status": "failed",
+        "failure": failure,
+    }
+    if potential is not None:
+        row |= {"potential": potential.name, "checkpoint": potential.checkpoint, "reportable": potential.reportable}
+    structure = cand.structure
+    if structure is not None:
+        row |= {"formula": structure.composition.reduced_formula, "natoms": len(structure)}
+        if cand.requested_spacegroup:
+            row["crystal_system"] = crystal_system(cand.requested_spacegroup)
+    if result is None or failure:
+        return row
+    row |= {
+        "status": result.status,
+        "failure": result.failure,
+        "steps": result.steps,
+        "fmax": result.fmax,
+        "seconds": round(result.seconds, 2),
+    }
+    if not result.ok:
+        return row
+    final = AseAtomsAdaptor.get_structure(result.atoms)
+    row["final_structure"] = final.as_dict()
+    row["energy_eV"] = result.energy
+    row["energy_per_atom"] = result.energy_per_atom
+    row["final_spacegroup"] = detect_spacegroup(final, settings.symprec)
+    if cand.requested_spacegroup:
+        row["symmetry_kept"] = row["final_spacegroup"] == cand.requested_spacegroup
+    valid = checks.structure_validity(final)
+    row["valid_structure"] = valid.ok
+    row["valid_composition"] = checks.composition_validity(final.composition).ok
+    reasons = [] if valid.ok else [valid.reason]
+    if stability is not None:
+        try:
+            row["e_form"], row["e_hull"] = stability.evaluate(final.composition, result.energy)
+        except InputError as exc:
+            reasons.append(str(exc))
+    if settings.phonons and potential is not None:
+        try:
+            ph = checks.gamma_phonons(result.atoms, potential)
+            row |= {"phonon_stable": ph.stable, "phonon_min_thz": ph.min_frequency_thz}
+        except Exception as exc:
+            reasons.append(f"phonons failed: {exc}")
+    if reasons:
+        row["check_notes"] = "; ".join(reasons)
+    return row
+
+
+def _cache_path(out: Path, cid: str) -> Path:
+    return out / "cache" / f"{cid}.json"
+
+
+def _load_cached(out: Path, cand: Candidate, key: str) -> dict[str, Any] | None:
+    path = _cache_path(out, cand.id)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if data.get("settings_key") != key or data.get("input_hash") != cand.input_hash:
+        return None
+    return data["row"]
+
+
+def _save(out: Path, cand: Candidate, key: str, row: dict[str, Any]) -> None:
+    write_json_atomic(
+        _cache_path(out, cand.id), {"settings_key": key, "input_hash": cand.input_hash, "row": _jsonable(row)}
+    )
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    def conv(v: Any) -> Any:
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    return {k: conv(v) for k, v in row.items()}
+
+
+# --- the stage ------------------------------------------------------------------------------------
+def screen(
+    source: Path | str | Sequence[Candidate],
+    out: Path | str,
+    *,
+    potential: str | Potential = "auto",
+    checkpoint: str | None = None,
+    relax_structures: bool = True,
+    symmetric: bool = True,
+    fmax: float = relaxation.FMAX,
+    max_steps: int = relaxation.MAX_STEPS,
+    timeout: float = relaxation.TIMEOUT,
+    batch_size: int = 16,
+    stability: bool = True,
+    hull_table: Path | str | None = None,
+    references: Sequence[Structure] | None = None,
+    phonons: bool = False,
+    stable_threshold: float = checks.STABLE_E_HULL,
+    symprec: float = config.CHECK_SYMPREC,
+    prerelax: Callable[[Structure], Structure] | None = None,
+    limit: int | None = None,
+    plot: bool = True,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> ScreenReport:
+    """Screen candidates; see the module docstring for inputs and outputs.
+
+    ``prerelax`` (e.g. LEGO descriptor pre-relaxation) maps a structure to a pre-relaxed one before
+    the ML relaxation; ``progress`` is called with each finished row (cached ones included).
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    if isinstance(source, Sequence) and not isinstance(source, str):
+        cands = list(source)
+    else:
+        cands = read_candidates(source, limit)
+    if not cands:
+        raise InputError("no candidates to screen")
+    pot_obj = potential if isinstance(potential, Potential) else None
+    settings = ScreenSettings(
+        potential=pot_obj.label if pot_obj else str(potential),
+        checkpoint=checkpoint,
+        relax=relax_structures,
+        symmetric=symmetric,
+        fmax=fmax,
+        max_steps=max_steps,
+        timeout=timeout,
+        stability=stability,
+        hull_table=str(hull_table) if hull_table else None,
+        phonons=phonons,
+        symprec=symprec,
+        prerelax=getattr(prerelax, "__qualname__", repr(prerelax)) if prerelax else None,
+    )
+    key = settings.key()
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[Candidate] = []
+    for cand in cands:
+        cached = _load_cached(out, cand, key)
+        if cached is not None:
+            rows[cand.id] = cached
+            if progress:
+                progress(cached)
+        else:
+            todo.append(cand)
+    n_cached = len(rows)
+
+    if todo and pot_obj is None:
+        pot_obj = load_potential(str(potential), checkpoint, batch_size=batch_size)
+    stab = None
+    if stability and todo:
+        stab = StabilityModel(ReferenceHull.from_csv(hull_table) if hull_table else None)
+
+    def finish(cand: Candidate, result: relaxation.RelaxResult | None, failure: str | None = None) -> None:
+        row = _score(cand, result, pot_obj, stab, settings, failure)
+        _save(out, cand, key, row)
+        rows[cand.id] = _jsonable(row)
+        if progress:
+            progress(rows[cand.id])
+
+    runnable: list[Candidate] = []
+    for cand in todo:
+        if cand.error:
+            finish(cand, None, cand.error)
+            continue
+        if prerelax is not None:
+            try:
+                cand.structure = prerelax(cand.structure)
+            except Exception as exc:
+                finish(cand, None, f"pre-relaxation failed: {type(exc).__name__}: {exc}")
+                continue
+        runnable.append(cand)
+
+    atoms = [AseAtomsAdaptor.get_atoms(c.structure) for c in runnable]
+    if runnable and relax_structures:
+        relaxation.relax_batch(
+            atoms,
+            pot_obj,
+            fmax=fmax,
+            max_steps=max_steps,
+            timeout=timeout,
+            symmetric=symmetric,
+            batch_size=batch_size,
+            on_done=lambda res: finish(runnable[res.index], res),
+        )
+    elif runnable:  # single points on the input structures
+        for i0 in range(0, len(atoms), batch_size):
+            chunk = atoms[i0 : i0 + batch_size]
+            for j, ev in enumerate(pot_obj.evaluate(chunk)):
+                res = relaxation.RelaxResult(i0 + j, chunk[j], status="single_point", energy=ev.energy)
+                if not ev.finite:
+                    res.status, res.failure = "failed", ev.error or "non-finite energy or forces (NaN/inf)"
+                finish(runnable[i0 + j], res)
+
+    ordered = [rows[c.id] for c in cands]
+    batch_flags(ordered, references, stable_threshold)
+    provenance = pot_obj.provenance if pot_obj else _provenance_from_rows(ordered)
+    report = ScreenReport(
+        out=out,
+        rows=ordered,
+        n_candidates=len(cands),
+        n_cached=n_cached,
+        n_relaxed=len(todo),
+        n_failed=sum(r["status"] == "failed" for r in ordered),
+        sun_rate=checks.sun_rate(
+            [r.get("stable") for r in ordered],
+            [r.get("unique", False) for r in ordered],
+            [r.get("novel") for r in ordered],
+        ),
+        symmetry_by_system=symmetry_summary(ordered),
+        provenance=provenance,
+        seconds=time.perf_counter() - start,
+        extra={"stable_threshold": stable_threshold},
+    )
+    write_outputs(report, settings, stab, symprec, plot)
+    return report
+
+
+def _provenance_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    pairs = sorted({(r.get("potential"), r.get("checkpoint")) for r in rows if r.get("potential")})
+    return {"potentials": [{"potential": p, "checkpoint": c} for p, c in pairs]}
+
+
+def batch_flags(rows: list[dict[str, Any]], references: Sequence[Structure] | None, threshold: float) -> None:
+    """Add rank, stable, unique, novel, sun to rows in place (uniqueness favours lower e_hull)."""
+    ok = [r for r in rows if r.get("status") in relaxation.OK_STATUSES and r.get("final_structure")]
+    score = "e_hull" if all(r.get("e_hull") is not None for r in ok) else "energy_per_atom"
+    ok.sort(key=lambda r: (r.get(score) is None, r.get(score) if r.get(score) is not None else 0.0))
+    structures = [Structure.from_dict(r["final_structure"]) for r in ok]
+    uniq = checks.unique_flags(structures)
+    novel = checks.novel_flags(structures, references) if references is not None else [None] * len(ok)
+    for rank, (r, u, n) in enumerate(zip(ok, uniq, novel), start=1):
+        r["rank"], r["unique"], r["novel"] = rank, u, n
+        valid = bool(r.get("valid_structure")) and bool(r.get("valid_composition"))
+        r["stable"] = None if r.get("e_hull") is None else bool(r["e_hull"] <= threshold and valid)
+        r["sun"] = None if (r["stable"] is None or n is None) else bool(r["stable"] and u and n)
+    ok_ids = {id(r) for r in ok}
+    for r in rows:
+        if id(r) not in ok_ids:
+            r.update(rank=None, unique=False, novel=None, stable=False, sun=False if references is not None else None)
+
+
+def symmetry_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per crystal system (of the requested group): relaxed crystals and how many kept their group."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r.get("symmetry_kept") is None or not r.get("crystal_system"):
+            continue
+        entry = out.setdefault(r["crystal_system"], {"n": 0, "kept": 0})
+        entry["n"] += 1
+        entry["kept"] += int(bool(r["symmetry_kept"]))
+    for entry in out.values():
+        entry["fraction_kept"] = entry["kept"] / entry["n"]
+    return out
+
+
+def write_outputs(
+    report: ScreenReport, settings: ScreenSettings, stab: StabilityModel | None, symprec: float, plot: bool
+) -> None:
+    """Ranked CIFs, summary.csv/json and the e_hull histogram (all written atomically)."""
+    from pymatgen.io.cif import CifWriter
+
+    out = report.out
+    cif_dir = out / "cifs"
+    cif_dir.mkdir(parents=True, exist_ok=True)
+    for old in cif_dir.glob("*.cif"):
+        old.unlink()
+    for r in report.rows:
+        r["cif"] = None
+        if r.get("rank") is None:
+            continue
+        structure = Structure.from_dict(r["final_structure"])
+        name = f"{r['rank']:04d}_{r['id']}.cif"
+        try:
+            text = str(CifWriter(structure, symprec=symprec))
+        except Exception:  # symmetry analysis failed: write P1 rather than nothing
+            text = str(CifWriter(structure))
+        write_text_atomic(cif_dir / name, text)
+        r["cif"] = f"cifs/{name}"
+    table = [{c: r.get(c) for c in SUMMARY_COLUMNS} for r in report.rows]
+    frame = pd.DataFrame(table, columns=SUMMARY_COLUMNS).sort_values("rank", na_position="last")
+    with atomic_path(out / "summary.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    summary = {
+        "n_candidates": report.n_candidates,
+        "n_failed": report.n_failed,
+        "n_from_cache": report.n_cached,
+        "sun_rate": report.sun_rate,
+        "stable_threshold_eV_per_atom": report.extra.get("stable_threshold"),
+        "symmetry_kept_by_crystal_system": report.symmetry_by_system,
+        "provenance": report.provenance,
+        "energy_reference": stab.description if stab else None,
+        "settings": asdict(settings),
+        "rows": [{k: v for k, v in r.items() if k != "final_structure"} for r in report.rows],
+    }
+    write_json_atomic(out / "summary.json", summary)
+    if plot:
+        threshold = report.extra.get("stable_threshold", checks.STABLE_E_HULL)
+        plot_ehull([r.get("e_hull") for r in report.rows], out / "ehull.png", report.provenance, threshold)
+
+
+def plot_ehull(
+    values: Sequence[float | None], path: Path, provenance: dict[str, Any], threshold: float = checks.STABLE_E_HULL
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    if len(data):
+        ax.hist(data, bins=min(40, max(5, len(data) // 3)), color="tab:blue", alpha=0.8)
+    ax.axvline(threshold, color="tab:red", ls="--", lw=1, label=f"stable: <= {threshold:g} eV/atom")
+    ax.set_xlabel("E above hull (eV/atom)")
+    ax.set_ylabel("candidates")
+    who = provenance.get("potential") or ", ".join(p["potential"] for p in provenance.get("potentials", []))
+    ax.set_title(f"{len(data)} candidates, {who} {provenance.get('checkpoint', '')}".strip(), fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def screen_command(
+    source: Path,
+    out: Path,
+    potential: str = "auto",
+    checkpoint: str | None = None,
+    relax: bool = True,
+    symmetric: bool = True,
+    fmax: float = 0.1,
+    max_steps: int = 500,
+    timeout: float = 600.0,
+    batch_size: int = 16,
+    stability: bool = True,
+    hull_table: Path | None = None,
+    references: Path | None = None,
+    phonons: bool = False,
+    limit: int | None = None,
+    threads: int | None = 1,
+    prerelax: Callable[[Structure], Structure] | None = None,
+) -> ScreenReport:
+    """CLI body for ``xtalagent screen SOURCE -o OUT`` (wrap with typer; prints a short summary)."""
+    from xtalagent.tools.potentials import limit_threads
+
+    limit_threads(threads)
+    refs = None
+    if references is not None:
+        refs = [c.structure for c in read_candidates(references) if c.structure is not None]
+    report = screen(
+        source,
+        out,
+        potential=potential,
+        checkpoint=checkpoint,
+        relax_structures=relax,
+        symmetric=symmetric,
+        fmax=fmax,
+        max_steps=max_steps,
+        timeout=timeout,
+        batch_size=batch_size,
+        stability=stability,
+        hull_table=hull_table,
+        references=refs,
+        phonons=phonons,
+        limit=limit,
+        prerelax=prerelax,
+    )
+    ok = report.n_candidates - report.n_failed
+    prov = report.provenance
+    print(
+        f"screened {report.n_candidates} candidates ({report.n_cached} from cache, {report.n_failed} failed) "
+        f"with {prov.get('potential', '?')}:{prov.get('checkpoint', '?')} in {report.seconds:.1f} s -> {out}"
+    )
+    stable = sum(bool(r.get("stable")) for r in report.rows)
+    print(f"stable (e_hull <= {checks.STABLE_E_HULL} eV/atom): {stable}/{ok}; S.U.N. rate: {report.sun_rate}")
+    for system, entry in sorted(report.symmetry_by_system.items()):
+        print(f"  {system}: space group kept {entry['kept']}/{entry['n']}")
+    return report
