@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from xtalagent import config
-from xtalagent.errors import XtalAgentError
+from xtalagent.errors import XtalAgentError, validation_message
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -383,13 +383,6 @@ def serve(
     out.print(" ".join(command))
 
 
-def _validation_message(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    message = str(first.get("msg", exc)).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; turns user errors into one line and a non-zero exit."""
     try:
@@ -409,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] {exc}")
         return 1
     except ValidationError as exc:
-        console.print(f"[red]error:[/] {_validation_message(exc)}")
+        console.print(f"[red]error:[/] {validation_message(exc)}")
         return 1
     return 0
 

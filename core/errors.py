@@ -11,3 +11,11 @@ class XtalAgentError(Exception):
 
 class InputError(XtalAgentError, ValueError):
     """Malformed input: a formula, CIF, constraint or file the tool cannot read."""
+
+
+def validation_message(exc: Exception) -> str:
+    """One line from a pydantic ``ValidationError``: where, and what is wrong."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = str(first.get("msg", exc)).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

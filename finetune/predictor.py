@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from xtalagent import config
 from xtalagent.composition import format_counts
-from xtalagent.errors import InputError, XtalAgentError
+from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.finetune.decoding import Context, rank_sites, rank_spacegroups
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
@@ -110,10 +110,7 @@ class ConstraintPredictor:
             request = ConstraintRequest.model_validate(data)
             return Prediction(id=ident, candidates=self.predict(request, top_k, temperature, seed))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            message = str(first.get("msg", exc)).removeprefix("Value error, ")
-            return Prediction(id=ident, error=f"{where}: {message}" if where else message)
+            return Prediction(id=ident, error=validation_message(exc))
         except XtalAgentError as exc:
             return Prediction(id=ident, error=str(exc))
 

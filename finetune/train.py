@@ -67,6 +67,33 @@ def _last_checkpoint(out_dir: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def _sft_config(run_dir: Path, cfg: TrainConfig, has_eval: bool, **overrides):
+    """The trainer settings both steps share: CPU-friendly, checkpointed, evaluated per epoch."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(run_dir),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        lr_scheduler_type="cosine",
+        max_length=cfg.max_length,
+        logging_steps=50,
+        save_strategy="steps",
+        save_steps=200,
+        save_total_limit=2,
+        eval_strategy="epoch" if has_eval else "no",
+        report_to="none",
+        seed=cfg.seed,
+        use_cpu=True,
+        bf16=False,  # trl defaults to bf16 autocast, an order of magnitude slower on CPUs without AMX
+        gradient_checkpointing=False,  # small models: memory is not the limit, speed is
+        dataloader_num_workers=0,
+        **overrides,
+    )
+
+
 def _finalise(model_or_tokenizer_savers, target: Path) -> None:
     """Write final artefacts into a temporary folder, then move it into place."""
     tmp = target.with_name(target.name + ".tmp")
@@ -90,7 +117,7 @@ def pretrain_base(
     """Train the compact base LM on crystal text; returns the folder with model + tokenizer."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
     from xtalagent.finetune.tokenizer import build_tokenizer
 
     from datasets import Dataset
@@ -119,29 +146,7 @@ def pretrain_base(
     model = Qwen2ForCausalLM(config)
     data = Dataset.from_dict({"text": texts})
     eval_data = Dataset.from_dict({"text": [pretraining_text(r) for r in val]}) if val else None
-    args = SFTConfig(
-        output_dir=str(out_dir / "run"),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        lr_scheduler_type="cosine",
-        warmup_steps=50,
-        weight_decay=0.01,
-        max_length=cfg.max_length,
-        logging_steps=50,
-        save_strategy="steps",
-        save_steps=200,
-        save_total_limit=2,
-        eval_strategy="epoch" if eval_data is not None else "no",
-        report_to="none",
-        seed=cfg.seed,
-        use_cpu=True,
-        bf16=False,  # trl defaults to bf16 autocast, an order of magnitude slower on CPUs without AMX
-        gradient_checkpointing=False,  # small models: memory is not the limit, speed is
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-    )
+    args = _sft_config(out_dir / "run", cfg, has_eval=eval_data is not None, warmup_steps=50, weight_decay=0.01)
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=eval_data, processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=_last_checkpoint(out_dir / "run"))
     final = out_dir / "base"
@@ -167,7 +172,7 @@ def train_adapter(
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
     from xtalagent.finetune.tokenizer import load_tokenizer
 
     if stage not in ("sg", "wyckoff"):
@@ -189,27 +194,8 @@ def train_adapter(
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    args = SFTConfig(
-        output_dir=str(out_dir / f"run-{stage}"),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        lr_scheduler_type="cosine",
-        warmup_steps=30,
-        max_length=cfg.max_length,
-        completion_only_loss=True,
-        logging_steps=50,
-        save_strategy="steps",
-        save_steps=200,
-        save_total_limit=2,
-        eval_strategy="epoch" if val_examples else "no",
-        report_to="none",
-        seed=cfg.seed,
-        use_cpu=True,
-        bf16=False,  # trl defaults to bf16 autocast, an order of magnitude slower on CPUs without AMX
-        gradient_checkpointing=False,  # small models: memory is not the limit, speed is
-        dataloader_num_workers=0,
+    args = _sft_config(
+        out_dir / f"run-{stage}", cfg, has_eval=bool(val_examples), warmup_steps=30, completion_only_loss=True
     )
     metric_log = out_dir / f"run-{stage}" / "val_metric.jsonl"
 

@@ -1,0 +1,215 @@
+"""Samplers that turn symmetry constraints into candidate structures, and the checked generate loop.
+
+Two interchangeable samplers propose raw structures (``propose``: one candidate per constraint
+entry, batched); :func:`generate` checks every candidate (:mod:`checks`), retries the failed ones
+and reports what still fails after ``max_attempts`` instead of returning it as fine.
+
+* :class:`DiffusionSampler` — the trained free-variable diffusion model (:mod:`model`).
+* :class:`PyxtalSampler` — the classical baseline: PyXtal's random symmetric builder.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from xtalagent.errors import InputError
+from xtalagent.records import SymmetryConstraint
+from xtalagent.structure_gen.checks import CheckResult, check_structure
+
+#: Shipped checkpoints (``structure_gen/checkpoints``); see the README there for how to rebuild them.
+CHECKPOINT_DIR: Path = Path(__file__).resolve().parent / "checkpoints"
+#: Checkpoint used when none is named: the general MP model if shipped, else the Perov-5 one.
+DEFAULT_CHECKPOINTS: tuple[str, ...] = ("mp_20.pt", "perov_5.pt")
+#: Attempts per requested structure before it is reported as failed.
+MAX_ATTEMPTS: int = 5
+#: Atoms per diffusion batch (all intra-cell pairs are edges, so this bounds memory and time).
+DIFFUSION_BATCH_ATOMS: int = 4000
+SAMPLERS: tuple[str, ...] = ("diffusion", "pyxtal")
+#: Denoising steps of the diffusion sampler (respaced from the training schedule; None: all).
+DIFFUSION_STEPS: int | None = 200
+
+
+@dataclass
+class Generated:
+    """One requested structure: what was produced, whether it passed, and how hard it was."""
+
+    constraint_index: int
+    sample_index: int
+    structure: object | None  # pymatgen Structure; None when every attempt failed
+    check: CheckResult | None
+    attempts: int
+    sampler: str
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.structure is not None and self.check is not None and self.check.ok
+
+
+class PyxtalSampler:
+    """PyXtal ``from_random`` with the exact group, species, counts and Wyckoff sites."""
+
+    name = "pyxtal"
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def propose_one(self, constraint: SymmetryConstraint):
+        from pyxtal import pyxtal
+
+        species: list[str] = []
+        sites: list[list[str]] = []
+        counts: list[int] = []
+        for site in constraint.sites:
+            if site.element not in species:
+                species.append(site.element)
+                sites.append([])
+                counts.append(0)
+            i = species.index(site.element)
+            sites[i].append(site.wyckoff)
+        for el, c in constraint.counts.items():
+            counts[species.index(el)] = c
+        crystal = pyxtal()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                crystal.from_random(
+                    3,
+                    constraint.spacegroup,
+                    species,
+                    counts,
+                    sites=sites,
+                    random_state=int(self.rng.integers(2**31)),
+                )
+        except Exception:  # pyxtal signals "could not place atoms" with several exception types
+            return None
+        if not crystal.valid:
+            return None
+        return crystal.to_pymatgen()
+
+    def propose(self, constraints: list[SymmetryConstraint]) -> list:
+        return [self.propose_one(c) for c in constraints]
+
+
+class DiffusionSampler:
+    """The trained diffusion model: samples free lattice and Wyckoff coordinates, builds cells."""
+
+    name = "diffusion"
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        model=None,
+        seed: int | None = None,
+        steps: int | None = DIFFUSION_STEPS,
+    ) -> None:
+        import torch
+        from xtalagent.structure_gen.train import load_model
+
+        if model is None:
+            path = Path(checkpoint) if checkpoint else default_checkpoint()
+            if not path.exists():
+                raise InputError(f"diffusion checkpoint {path} not found")
+            model = load_model(path)
+        self.model = model
+        self.steps = steps
+        self.generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(time.time_ns() % 2**31))
+
+    def propose(self, constraints: list[SymmetryConstraint]) -> list:
+        return self.sample_raw(constraints)
+
+    def sample_raw(self, constraints: list[SymmetryConstraint]) -> list:
+        """One structure per constraint (None if it cannot be built), batched by atom count."""
+        from xtalagent.structure_gen.featurize import collate, example_from_constraint, lattice_from_vector
+        from xtalagent.structure_gen.freeparams import build_structure
+
+        examples = [example_from_constraint(c) for c in constraints]
+        out: list = [None] * len(constraints)
+        start = 0
+        while start < len(examples):
+            end, atoms = start, 0
+            while end < len(examples) and (end == start or atoms + examples[end].natoms <= DIFFUSION_BATCH_ATOMS):
+                atoms += examples[end].natoms
+                end += 1
+            chunk = examples[start:end]
+            batch = collate(chunk)
+            lat, free = self.model.sample(batch, generator=self.generator, steps=self.steps)
+            lat, free = lat.numpy(), free.numpy()
+            offset = 0
+            for j, ex in enumerate(chunk):
+                s = len(ex.orbit_dof)
+                coords = [free[offset + k, : ex.orbit_dof[k]] for k in range(s)]
+                offset += s
+                try:
+                    lattice = lattice_from_vector(ex.spacegroup, lat[j], ex.natoms)
+                    out[start + j] = build_structure(constraints[start + j], lattice, coords)
+                except Exception:  # degenerate lattice from a diverged sample: counts as a failure
+                    out[start + j] = None
+            start = end
+        return out
+
+
+def default_checkpoint() -> Path:
+    for name in DEFAULT_CHECKPOINTS:
+        if (CHECKPOINT_DIR / name).exists():
+            return CHECKPOINT_DIR / name
+    return CHECKPOINT_DIR / DEFAULT_CHECKPOINTS[0]
+
+
+def make_sampler(
+    name: str, checkpoint: str | Path | None = None, seed: int | None = None, steps: int | None = DIFFUSION_STEPS
+):
+    """A sampler by name (``diffusion`` or ``pyxtal``)."""
+    if name == "pyxtal":
+        return PyxtalSampler(seed=seed)
+    if name == "diffusion":
+        return DiffusionSampler(checkpoint=checkpoint, seed=seed, steps=steps)
+    raise InputError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
+
+
+def generate(
+    constraints: list[SymmetryConstraint],
+    n: int = 1,
+    sampler=None,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> list[Generated]:
+    """``n`` checked structures per constraint; failures after ``max_attempts`` are reported.
+
+    Every slot (constraint, sample) is proposed in one batch per attempt, so the diffusion
+    sampler stays batched through the retries.
+    """
+    sampler = sampler or PyxtalSampler()
+    slots = [(i, k) for i in range(len(constraints)) for k in range(n)]
+    results: dict[tuple[int, int], Generated] = {
+        slot: Generated(slot[0], slot[1], None, None, 0, sampler.name) for slot in slots
+    }
+    pending = list(slots)
+    for _ in range(max_attempts):
+        if not pending:
+            break
+        t0 = time.perf_counter()
+        proposals = sampler.propose([constraints[i] for i, _ in pending])
+        per = (time.perf_counter() - t0) / max(len(pending), 1)
+        still = []
+        for slot, structure in zip(pending, proposals):
+            res = results[slot]
+            res.attempts += 1
+            res.seconds += per
+            if structure is None:
+                res.failures.append("sampler could not build a structure")
+                still.append(slot)
+                continue
+            check = check_structure(structure, constraints[slot[0]])
+            res.check = check
+            if check.ok:
+                res.structure = structure
+            else:
+                res.failures.append("; ".join(check.reasons))
+                still.append(slot)
+        pending = still
+    return [results[slot] for slot in slots]
