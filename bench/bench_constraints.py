@@ -39,7 +39,9 @@ def latency(dataset: Path, model: Path | None, n: int = 40) -> dict:
     requests = [r for r in (request_for(rec, "formula", "band_gap") for rec in records) if r][:n]
     predictor = load_predictor(model)
     predictor.predict(requests[0], top_k=1)  # warm-up
-    out: dict = {"n_requests": len(requests), "load_average": os.getloadavg()}
+    import torch
+
+    out: dict = {"n_requests": len(requests), "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads()}
     for k in (1, 5):
         times = []
         for request in requests:
