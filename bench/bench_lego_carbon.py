@@ -33,26 +33,13 @@ RANDOM_SIZES = (4, 6, 8, 12, 16)
 
 
 def _sacada_candidates(entries, per_entry: int, rng: random.Random):
-    from pyxtal import pyxtal
+    from xtalagent.tools.lego_reference import random_from_entry
 
     out = []
     for entry, _ in entries:
         for _ in range(per_entry):
-            xtal = pyxtal()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    xtal.from_random(
-                        3,
-                        entry.spacegroup,
-                        ["C"],
-                        [entry.natoms],
-                        sites=[list(entry.wyckoff)],
-                        random_state=rng.randrange(2**31),
-                    )
-            except Exception:
-                xtal.valid = False
-            out.append((f"sacada{entry.id}", entry.spacegroup, xtal if xtal.valid else None))
+            xtal = random_from_entry(entry, rng.randrange(2**31))
+            out.append((f"sacada{entry.id}", entry.spacegroup, xtal))
     return out
 
 

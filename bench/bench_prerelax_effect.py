@@ -111,8 +111,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     from chgnet.model import StructOptimizer
     from pymatgen.core import Structure
-    from pyxtal import pyxtal
-    from xtalagent.tools.lego_reference import SACADA_DB, load_sacada
+    from xtalagent.tools.lego_reference import SACADA_DB, load_sacada, random_from_entry
     from xtalagent.tools.prerelax import (
         LEGO_CARBON_RCUT,
         build_references,
@@ -140,19 +139,8 @@ def main() -> None:
         entry = (
             templates[len(candidates) % len(templates)] if len(candidates) < len(templates) else rng.choice(templates)
         )
-        xtal = pyxtal()
-        try:
-            xtal.from_random(
-                3,
-                entry.spacegroup,
-                ["C"],
-                [entry.natoms],
-                sites=[list(entry.wyckoff)],
-                random_state=rng.randrange(2**31),
-            )
-        except Exception:
-            continue
-        if xtal.valid:
+        xtal = random_from_entry(entry, rng.randrange(2**31))
+        if xtal is not None:
             candidates.append((f"sacada{entry.id}", xtal))
 
     rows = []

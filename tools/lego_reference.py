@@ -53,3 +53,25 @@ def load_sacada(path: str | Path | None = None, max_atoms: int | None = None) ->
             )
             out.append((entry, row.toatoms()))
     return sorted(out, key=lambda item: (item[0].natoms, item[0].id))
+
+
+def random_from_entry(entry: Sp2Entry, random_state: int):
+    """A random carbon crystal with an entry's space group and Wyckoff set (None if pyxtal fails).
+
+    This is the kind of symmetry choice a generator trained on SACADA makes; both LEGO benches
+    draw their candidates this way.
+    """
+    import warnings
+
+    from pyxtal import pyxtal
+
+    xtal = pyxtal()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            xtal.from_random(
+                3, entry.spacegroup, ["C"], [entry.natoms], sites=[list(entry.wyckoff)], random_state=random_state
+            )
+    except Exception:  # pyxtal raises several types when a random placement fails
+        return None
+    return xtal if xtal.valid else None
