@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import click
 import typer
@@ -38,14 +38,6 @@ structures_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(constraints_app, name="constraints")
 app.add_typer(structures_app, name="structures")
-
-
-class NotImplementedYet(XtalAgentError):
-    """A command whose stage has not landed yet; exits non-zero instead of pretending."""
-
-
-def _not_yet(command: str, issue: int) -> NoReturn:
-    raise NotImplementedYet(f"'xtalagent {command}' is not implemented yet (tracked in issue #{issue})")
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -358,15 +350,72 @@ def screen(
 
 
 @app.command("design")
-def design() -> None:
-    """Run the whole pipeline on a design request in plain words."""
-    _not_yet("design", 6)
+def design(
+    prompt: Annotated[str, typer.Argument(help='the request in words, e.g. "a stable Ti-O compound, band gap ~3 eV"')],
+    n: Annotated[
+        int | None, typer.Option("-n", help="structures to generate (default: from the prompt, else 10)")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="run folder (re-running resumes)")] = Path("design"),
+    top_k: Annotated[int, typer.Option(help="constraint candidates tried")] = config.DESIGN_CONSTRAINT_TOP_K,
+    sampler: Annotated[str, typer.Option(help="auto, diffusion or pyxtal")] = "auto",
+    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = "auto",
+    potential: Annotated[
+        str, typer.Option(help="auto (MatterSim if present, else CHGNet), chgnet, mattersim")
+    ] = "auto",
+    relax_steps: Annotated[int, typer.Option(help="relaxation steps per structure")] = config.DESIGN_RELAX_MAX_STEPS,
+    endpoint: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible chat endpoint that reads the prompt (default: offline parser)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
+) -> None:
+    """Run the whole pipeline on a design request in plain words: ranked CIFs, summary and report.md."""
+    from xtalagent.agent.commands import NeedsAnswer, design_command
+    from xtalagent.agent.pipeline import DesignSettings
+    from xtalagent.tools.potentials import limit_threads
+
+    limit_threads(threads)
+    settings = DesignSettings(
+        top_k=top_k, sampler=sampler, prerelax=prerelax, potential=potential, relax_max_steps=relax_steps, seed=seed
+    )
+    try:
+        design_command(prompt, output, n, settings, endpoint, model, console=console)
+    except NeedsAnswer as exc:
+        console.print(f"[yellow]question:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command("chat")
-def chat() -> None:
-    """Talk to the design agent in the terminal."""
-    _not_yet("chat", 6)
+def chat(
+    output: Annotated[Path, typer.Option("-o", "--output", help="session folder (outputs and transcript)")] = Path(
+        "chat"
+    ),
+    endpoint: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint with tool calling (default: offline model)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
+    script: Annotated[Path | None, typer.Option(help="read the user's turns from this text file, one per line")] = None,
+    potential: Annotated[str, typer.Option(help="auto, chgnet or mattersim")] = "auto",
+    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
+) -> None:
+    """Talk to the design agent in the terminal; it keeps context across turns and saves the transcript."""
+    from xtalagent.agent.chat import chat_loop, console_events, make_agent
+    from xtalagent.agent.pipeline import DesignSettings
+    from xtalagent.errors import InputError
+    from xtalagent.tools.potentials import limit_threads
+
+    limit_threads(threads)
+    lines = None
+    if script is not None:
+        if not script.is_file():
+            raise InputError(f"script {script} not found")
+        lines = script.read_text().splitlines()
+    agent = make_agent(
+        output, DesignSettings(potential=potential, prerelax=prerelax), endpoint, model, on_event=console_events(out)
+    )
+    chat_loop(agent, out, lines)
 
 
 @app.command("serve")
@@ -386,7 +435,9 @@ def serve(
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; turns user errors into one line and a non-zero exit."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:  # typer.Exit(n) is returned, not raised, without standalone mode
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -395,9 +446,6 @@ def main(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         console.print("[yellow]interrupted[/]")
         return 130
-    except NotImplementedYet as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 2
     except XtalAgentError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 1

@@ -70,8 +70,12 @@ RELAX_FIX_SYMPREC: float = 0.01
 STABLE_E_HULL: float = 0.1
 
 # --- descriptor pre-relaxation (issue #5) --------------------------------------------------------
-#: Known crystals searched for reference environments when the user gives none.
-REFERENCE_DATASET: Path = Path(os.environ.get("XTALAGENT_REFERENCE_DATASET", "datasets/mp_structures.parquet"))
+#: Known crystals searched for reference environments when the user gives none: a labelled dataset
+#: named by ``XTALAGENT_REFERENCE_DATASET``, else the shipped set (tools/reference_set.py, MP-20
+#: train + val as asymmetric units).
+REFERENCE_DATASET: Path | None = (
+    Path(os.environ["XTALAGENT_REFERENCE_DATASET"]) if os.environ.get("XTALAGENT_REFERENCE_DATASET") else None
+)
 #: LEGO-xtal's cutoff (Å) for carbon SO(3) descriptors, and the relative distance threshold.
 LEGO_CARBON_RCUT: float = 2.1
 LEGO_DISTANCE_THRESHOLD_REL: float = 0.005
@@ -83,3 +87,20 @@ MATCH_ANGLE_TOL: float = 10.0
 MATCH_LTOL: float = 0.3
 #: Attempts per requested structure before it is reported as failed.
 SAMPLE_MAX_ATTEMPTS: int = 5
+
+# --- design agent (issue #6) ---------------------------------------------------------------------
+#: Structures generated per design request when the user names no number.
+DESIGN_N_CANDIDATES: int = 10
+#: Constraint candidates (space group + Wyckoff sites) tried per request.
+DESIGN_CONSTRAINT_TOP_K: int = 5
+#: Relaxation step limit per structure in a design run (a screening default of 500 is for benchmarks;
+#: candidates still unconverged at this limit are reported as such, not dropped).
+DESIGN_RELAX_MAX_STEPS: int = 200
+#: Descriptor pre-relaxation iterations per candidate in a design run (LEGO-xtal's script uses 700;
+#: a design run trades some of that for answering within minutes).
+DESIGN_PRERELAX_STEPS: int = 60
+#: Tool-calling rounds the agent may take for one user turn before it must answer.
+AGENT_MAX_TOOL_ROUNDS: int = 8
+#: Default chat model name and key variable for an OpenAI-compatible endpoint (e.g. vLLM).
+AGENT_ENDPOINT_MODEL: str = "Qwen/Qwen2.5-7B-Instruct"
+AGENT_API_KEY_ENV: str = "OPENAI_API_KEY"

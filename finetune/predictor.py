@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,19 @@ class ConstraintPredictor:
         return Context(request.pattern.value, target.elements, counts, request.band_gap, request.formation_energy)
 
     def predict(
-        self, request: ConstraintRequest | dict, top_k: int = 5, temperature: float = 0.0, seed: int = 0
+        self,
+        request: ConstraintRequest | dict,
+        top_k: int = 5,
+        temperature: float = 0.0,
+        seed: int = 0,
+        allowed_groups: Collection[int] | None = None,
     ) -> list[Candidate]:
-        """Ranked valid candidates, best first; raises :class:`InputError` if none can exist."""
+        """Ranked valid candidates, best first; raises :class:`InputError` if none can exist.
+
+        ``allowed_groups`` restricts stage 1 to these groups (a user's symmetry wishes such as
+        "cubic, not 221"), so the model ranks only groups the user accepts instead of its top-k
+        being filtered afterwards into nothing.
+        """
         if not isinstance(request, ConstraintRequest):
             request = ConstraintRequest.model_validate(request)
         if top_k < 1:
@@ -72,9 +82,11 @@ class ConstraintPredictor:
             groups = [(request.spacegroup, 0.0)]
         else:
             feasible = feasible_groups(target)
+            if allowed_groups is not None:
+                feasible = [g for g in feasible if g in set(allowed_groups)]
             if not feasible:
                 raise InputError(
-                    f"no space group can host {what}"
+                    f"no {'allowed ' if allowed_groups is not None else ''}space group can host {what}"
                     + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
                 )
             groups = rank_spacegroups(self.scorer, ctx, feasible, self.sg_candidates or top_k, temperature, rng)

@@ -115,6 +115,10 @@ class ReferenceHull:
         except ValueError as exc:
             raise InputError(f"hull table {path}: {exc}") from None
 
+    def formation_energies(self, chemsys: str) -> list[tuple[str, float]]:
+        """(formula, e_form eV/atom) rows of exactly this chemical system (e.g. ``O-Ti``)."""
+        return list(self._by_chemsys.get("-".join(sorted(chemsys.split("-"))), ()))
+
     def entries(self, chemsys: str) -> list[PDEntry]:
         """Reference entries (formation energy × atoms) of every subsystem of ``chemsys``, elements at 0."""
         elements = chemsys.split("-")

@@ -191,12 +191,9 @@ def _reference_structures(reference: Any, elements: Sequence[str]) -> tuple[list
     if reference is None:
         if set(elements) == {"C"}:
             return [graphite()], ["graphite (built)"]
-        if DEFAULT_REFERENCE_DATASET.exists():
+        if DEFAULT_REFERENCE_DATASET is not None:
             return _from_dataset(DEFAULT_REFERENCE_DATASET, elements)
-        raise InputError(
-            f"no reference environments for {'-'.join(elements)}: pass reference structures or a labelled "
-            f"dataset (xtalagent data build); the default {DEFAULT_REFERENCE_DATASET} does not exist"
-        )
+        return _from_shipped_set(elements)
     if isinstance(reference, str | Path):
         path = Path(reference)
         if not path.exists():
@@ -237,6 +234,19 @@ def _from_dataset(path: Path, elements: Sequence[str]) -> tuple[list[Any], list[
     return [r.structure() for r in records], [r.id for r in records]
 
 
+def _from_shipped_set(elements: Sequence[str]) -> tuple[list[Any], list[str]]:
+    """Known crystals of the shipped reference set with exactly the candidate's elements."""
+    from xtalagent.tools.reference_set import with_elements
+
+    known = with_elements(list(elements))[:MAX_DEFAULT_REFERENCES]
+    if not known:
+        raise InputError(
+            f"no known crystal with elements {'-'.join(sorted(elements))} in the shipped reference set: "
+            "pass reference structures or a labelled dataset (XTALAGENT_REFERENCE_DATASET)"
+        )
+    return [c.structure() for c in known], [c.id for c in known]
+
+
 def _site_offsets(xtal) -> list[int]:
     """Index of the first atom of each Wyckoff site in ``xtal.to_ase(resort=False)``."""
     ids, count = [], 0
@@ -265,7 +275,7 @@ def build_references(
 
     ``reference``: pymatgen Structures / pyxtal crystals / CrystalRecords, a labelled-dataset path,
     a ready :class:`ReferenceEnvironments`, or ``None`` (graphite for carbon, else the known
-    crystals with the same elements in :data:`DEFAULT_REFERENCE_DATASET`).
+    crystals with the same elements in :data:`DEFAULT_REFERENCE_DATASET` or the shipped reference set).
     """
     if isinstance(reference, ReferenceEnvironments):
         return reference

@@ -1,0 +1,73 @@
+"""``xtalagent chat``: a terminal conversation with the design agent (rich)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from xtalagent.agent.agent import DesignAgent
+from xtalagent.agent.offline_model import OfflineDesignModel
+from xtalagent.agent.pipeline import DesignSettings
+from xtalagent.agent.session import DesignSession
+from xtalagent.agent.understanding import endpoint_chat_model
+
+EXIT_WORDS = {"exit", "quit", "bye", ":q"}
+WELCOME = (
+    "Describe the crystal you want, e.g. 'a stable Ti-O compound with a band gap near 3 eV'. Then refine it "
+    "('now only cubic', 'give me 20 more', 'why is candidate 3 unstable?'). 'exit' ends; the transcript and all "
+    "outputs are saved in the output folder."
+)
+
+
+def make_agent(
+    output: Path,
+    settings: DesignSettings | None = None,
+    endpoint: str | None = None,
+    model: str | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> DesignAgent:
+    chat_model = endpoint_chat_model(endpoint, model) if endpoint else OfflineDesignModel()
+    return DesignAgent(chat_model, DesignSession(output, settings), on_event=on_event)
+
+
+def console_events(console: Console) -> Callable[[str, dict[str, Any]], None]:
+    def show(kind: str, data: dict[str, Any]) -> None:
+        if kind == "tool_call":
+            console.print(f"[cyan]→ {data['name']}[/] {json.dumps(data.get('args') or {})}")
+        elif kind == "tool_result":
+            style = "red" if data.get("status") == "error" else "dim"
+            text = str(data.get("content", ""))
+            console.print(f"[{style}]← {data['name']}: {text[:300]}{'…' if len(text) > 300 else ''}[/]")
+
+    return show
+
+
+def chat_loop(agent: DesignAgent, console: Console, lines: Iterable[str] | None = None) -> int:
+    """Read turns from ``lines`` (scripted) or the terminal; returns the number of turns."""
+    console.print(Panel(WELCOME, title="xtalagent chat"))
+    source = iter(lines) if lines is not None else None
+    turns = 0
+    while True:
+        try:
+            text = next(source) if source is not None else console.input("[bold green]you>[/] ")
+        except (StopIteration, EOFError, KeyboardInterrupt):
+            break
+        text = text.strip()
+        if not text:
+            continue
+        if text.lower() in EXIT_WORDS:
+            break
+        if source is not None:
+            console.print(f"[bold green]you>[/] {text}")
+        with console.status("working…"):
+            answer = agent.ask(text)
+        console.print(Panel(answer, title="xtalagent", border_style="blue"))
+        agent.save_transcript()
+        turns += 1
+    path = agent.save_transcript()
+    console.print(f"transcript: {path} and {path.with_suffix('.md')}")
+    return turns

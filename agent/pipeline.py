@@ -1,0 +1,626 @@
+"""The design pipeline: request → constraints → structures → pre-relaxation → screening → ranking.
+
+Each stage is a function on plain objects (so the chat agent can call them one by one as tools)
+and writes its result into the run folder as soon as it is done; re-running the same request with
+the same settings in the same folder reuses finished stages (and, inside screening, finished
+structures), so an interrupted run loses nothing.
+
+Run folder::
+
+    request.json        what was asked (parsed request, settings, the prompt)
+    constraints.jsonl   constraint candidates tried (space group + Wyckoff sites), best first
+    structures/         generated structures (CIFs with symmetry) + index.jsonl
+    prerelax.json       per-structure descriptor pre-relaxation results
+    cifs/ summary.csv summary.json ehull.png cache/   screening (tools/screen.py)
+    report.md           the plain-words report (agent/report.py)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pymatgen.core import Structure
+from xtalagent import config
+from xtalagent.agent.request import DesignRequest
+from xtalagent.errors import InputError, XtalAgentError
+from xtalagent.io import write_json_atomic, write_text_atomic
+from xtalagent.records import SymmetryConstraint
+from xtalagent.symmetry import crystal_system, spacegroup_symbol
+
+#: Bumped when a stage's cached output changes meaning.
+PIPELINE_VERSION: int = 1
+#: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
+#: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
+GENERAL_DIFFUSION_CHECKPOINT: str = "mp_20.pt"
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Log = Callable[[str], None]
+
+
+class DesignSettings(BaseModel):
+    """How the pipeline runs (models, sampler, potential); hashed with the request for caching."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(default=config.DESIGN_CONSTRAINT_TOP_K, ge=1, le=50)
+    constraint_model: str | None = None  # local folder; None: the embedded default
+    constraint_endpoint: str | None = None  # OpenAI-compatible server with the two adapters
+    sampler: Literal["auto", "diffusion", "pyxtal"] = "auto"
+    diffusion_checkpoint: str | None = None
+    prerelax: Literal["auto", "on", "off"] = "auto"  # auto: see prerelax_decision
+    potential: str = "auto"
+    potential_checkpoint: str | None = None
+    relax_max_steps: int = Field(default=config.DESIGN_RELAX_MAX_STEPS, ge=1)
+    relax_fmax: float = Field(default=config.RELAX_FMAX, gt=0)
+    seed: int = 0
+
+    def key(self, request: DesignRequest) -> str:
+        blob = json.dumps(
+            {"request": request.model_dump(), "settings": self.model_dump(), "v": PIPELINE_VERSION}, sort_keys=True
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class ConstraintChoice(BaseModel):
+    """A constraint candidate with its id in this run (C1 is the model's best)."""
+
+    id: str
+    spacegroup: int
+    spacegroup_symbol: str
+    crystal_system: str
+    formula: str
+    sites: list[dict[str, str]]
+    score: float
+
+    def constraint(self, band_gap: float | None = None, formation_energy: float | None = None) -> SymmetryConstraint:
+        return SymmetryConstraint.model_validate(
+            {
+                "spacegroup": self.spacegroup,
+                "sites": self.sites,
+                "band_gap": band_gap,
+                "formation_energy": formation_energy,
+            }
+        )
+
+    def label(self) -> str:
+        sites = ", ".join(f"{s['element']} {s['wyckoff']}" for s in self.sites)
+        return f"{self.formula} in {self.spacegroup_symbol} (#{self.spacegroup}): {sites}"
+
+
+class GeneratedStructure(BaseModel):
+    """One requested structure slot: the structure (CIF) if every check passed, else why not."""
+
+    id: str
+    constraint_id: str
+    spacegroup: int
+    formula: str
+    sampler: str
+    ok: bool
+    attempts: int
+    seconds: float
+    cif: str = ""  # relative to the run folder
+    failure: str | None = None
+
+
+@dataclass
+class StageTimes:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 2)
+
+
+@dataclass
+class DesignRun:
+    """Everything one pipeline run produced (also what the report is written from)."""
+
+    out: Path
+    request: DesignRequest
+    settings: DesignSettings
+    prompt: str | None = None
+    not_understood: list[str] = field(default_factory=list)
+    constraints: list[ConstraintChoice] = field(default_factory=list)
+    constraint_model: str = ""
+    sampler: str = ""
+    sampler_note: str = ""
+    structures: list[GeneratedStructure] = field(default_factory=list)
+    prerelax: list[dict[str, Any]] = field(default_factory=list)
+    prerelax_note: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    screen_summary: dict[str, Any] = field(default_factory=dict)
+    times: StageTimes = field(default_factory=StageTimes)
+    failures: list[str] = field(default_factory=list)
+
+
+# --- stage 1: constraints -------------------------------------------------------------------------
+def allowed_groups(request: DesignRequest) -> list[int] | None:
+    """Space groups the user accepts (None: any), from groups, crystal systems and exclusions."""
+    if not (request.spacegroups or request.crystal_systems or request.exclude_spacegroups
+            or request.exclude_crystal_systems):  # fmt: skip
+        return None
+    groups = list(request.spacegroups) or list(range(1, 231))
+    if request.crystal_systems:
+        groups = [g for g in groups if crystal_system(g) in request.crystal_systems]
+    groups = [
+        g
+        for g in groups
+        if g not in request.exclude_spacegroups and crystal_system(g) not in request.exclude_crystal_systems
+    ]
+    if not groups:
+        raise InputError("the symmetry wishes exclude every space group")
+    return groups
+
+
+def constraint_request(request: DesignRequest) -> dict[str, Any]:
+    """The constraint generator's JSON request for a design request."""
+    data: dict[str, Any] = {"max_atoms": request.max_atoms}
+    if request.formula is not None:
+        data["formula"] = request.formula
+    elif request.composition is not None:
+        data["composition"] = request.composition
+    elif request.elements is not None:
+        data["elements"] = list(request.elements)
+    else:
+        raise InputError("the request names no composition (a formula or the elements)")
+    if request.band_gap is not None:
+        data["band_gap"] = max(0.0, request.band_gap.conditioning_value())
+    if request.formation_energy is not None:
+        data["formation_energy"] = request.formation_energy.conditioning_value()
+    return data
+
+
+def propose_constraints(request: DesignRequest, predictor, top_k: int, seed: int = 0) -> list[ConstraintChoice]:
+    """Top-k valid constraints for the request, restricted to the groups the user accepts."""
+    groups = allowed_groups(request)
+    data = constraint_request(request)
+    if groups is not None and len(groups) == 1:
+        data["spacegroup"] = groups[0]
+        groups = None
+    found = predictor.predict(data, top_k=top_k, seed=seed, allowed_groups=groups)
+    return [
+        ConstraintChoice(
+            id=f"C{i + 1}",
+            spacegroup=c.spacegroup,
+            spacegroup_symbol=spacegroup_symbol(c.spacegroup),
+            crystal_system=crystal_system(c.spacegroup),
+            formula=c.formula,
+            sites=[{"element": s.element, "wyckoff": s.wyckoff} for s in c.sites],
+            score=c.score,
+        )
+        for i, c in enumerate(found)
+    ]
+
+
+# --- stage 2: structures --------------------------------------------------------------------------
+def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
+    """(sampler name, checkpoint, why) for the settings."""
+    from xtalagent.structure_gen.samplers import CHECKPOINT_DIR
+
+    if settings.sampler == "pyxtal":
+        return "pyxtal", None, "PyXtal's random symmetric builder (chosen)"
+    if settings.sampler == "diffusion" or settings.diffusion_checkpoint:
+        ckpt = settings.diffusion_checkpoint or str(CHECKPOINT_DIR / GENERAL_DIFFUSION_CHECKPOINT)
+        return "diffusion", ckpt, f"diffusion model {Path(ckpt).name}"
+    general = CHECKPOINT_DIR / GENERAL_DIFFUSION_CHECKPOINT
+    if general.exists():
+        return "diffusion", str(general), f"diffusion model {general.name} (general inorganic crystals)"
+    return (
+        "pyxtal",
+        None,
+        f"PyXtal's random symmetric builder: no general diffusion checkpoint ({GENERAL_DIFFUSION_CHECKPOINT}) "
+        "ships yet, and the Perov-5 one only knows perovskites",
+    )
+
+
+def slots_for(constraints: list[ConstraintChoice], n: int, start: int = 0) -> list[ConstraintChoice]:
+    """Which constraint each of ``n`` new structures realises: round-robin from the best."""
+    return [constraints[(start + i) % len(constraints)] for i in range(n)]
+
+
+def generate_structures(
+    constraints: list[ConstraintChoice],
+    n: int,
+    out: Path,
+    settings: DesignSettings,
+    request: DesignRequest,
+    start: int = 0,
+) -> list[GeneratedStructure]:
+    """``n`` checked structures spread over the constraints; CIFs written to ``out/structures``."""
+    from xtalagent.structure_gen.io import symmetrized_cif
+    from xtalagent.structure_gen.samplers import generate, make_sampler
+
+    if not constraints:
+        raise InputError("no constraints to realise")
+    name, ckpt, _ = choose_sampler(settings)
+    sampler = make_sampler(name, checkpoint=ckpt, seed=settings.seed + start)
+    band_gap = request.band_gap.conditioning_value() if request.band_gap else None
+    e_form = request.formation_energy.conditioning_value() if request.formation_energy else None
+    chosen = slots_for(constraints, n, start)
+    results = generate([c.constraint(band_gap, e_form) for c in chosen], n=1, sampler=sampler)
+    folder = out / "structures"
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for i, (choice, res) in enumerate(zip(chosen, results)):
+        sid = f"S{start + i + 1:03d}"
+        item = GeneratedStructure(
+            id=sid,
+            constraint_id=choice.id,
+            spacegroup=choice.spacegroup,
+            formula=choice.formula,
+            sampler=name,
+            ok=res.ok,
+            attempts=res.attempts,
+            seconds=round(res.seconds, 3),
+            failure=None if res.ok else (res.failures[-1] if res.failures else "not generated"),
+        )
+        if res.ok:
+            path = folder / f"{sid}_{choice.id}_sg{choice.spacegroup}_{choice.formula}.cif"
+            write_text_atomic(path, symmetrized_cif(res.structure))
+            item.cif = str(path.relative_to(out))
+        made.append(item)
+    return made
+
+
+# --- stage 3: pre-relaxation ----------------------------------------------------------------------
+def prerelax_structures(structures: list[GeneratedStructure], out: Path) -> tuple[list[dict[str, Any]], str]:
+    """LEGO pre-relaxation of every generated structure toward known environments of its elements.
+
+    Returns per-structure results (JSON) and a note; a structure whose pre-relaxation fails or
+    loses its group keeps its generated geometry (the ML relaxation still decides).
+    """
+    from xtalagent.tools.prerelax import build_references, lego_available, prerelax
+
+    ok, reason = lego_available()
+    if not ok:
+        return [], f"skipped: {reason}"
+    todo = [s for s in structures if s.ok]
+    if not todo:
+        return [], "nothing to pre-relax"
+    elements = sorted({el for s in todo for el in _elements_of(s.formula)})
+    try:
+        env = build_references(None, elements)
+    except XtalAgentError as exc:
+        return [], f"skipped: {exc}"
+    results = []
+    for s in todo:
+        structure = _read_structure(out / s.cif)
+        try:
+            res = prerelax(structure, reference=env, id=s.id, max_steps=config.DESIGN_PRERELAX_STEPS)
+        except XtalAgentError as exc:
+            results.append({"id": s.id, "failure": str(exc), "reached": False, "used": False, "cif": ""})
+            continue
+        row = res.model_dump()
+        row["used"], row["not_used_because"] = _usable(res)
+        row["cif"] = ""
+        if row["used"]:
+            path = out / "structures" / f"{s.id}_prerelaxed.cif"
+            write_text_atomic(path, res.cif)
+            row["cif"] = str(path.relative_to(out))
+        results.append(row)
+    return results, f"references: {', '.join(env.sources)} (SO(3) power spectrum, rcut {env.rcut:.2f} Å)"
+
+
+def prerelax_decision(settings: DesignSettings, request: DesignRequest) -> tuple[bool, str]:
+    """Whether a design run pre-relaxes, and the reason given in the report.
+
+    ``auto`` pre-relaxes single-element requests only: that is LEGO-xtal's validated setting
+    (sp2 carbon toward graphite). For compounds it was measured not to earn its place: on the
+    README's Ti–O request 0/10 candidates reached the reference coordination, 5/10 collapsed onto
+    overlapping atoms, and it cost 85 s of a 180 s run (bench/results/prerelax_effect.json has the
+    with/without comparison). ``on`` forces it.
+    """
+    if settings.prerelax == "off":
+        return False, "switched off"
+    if settings.prerelax == "on":
+        return True, ""
+    if len(request.composition_elements()) == 1:
+        return True, ""
+    return False, (
+        "skipped (auto: LEGO descriptor pre-relaxation is used for single-element requests, its validated "
+        "setting; for compounds it did not help in our measurements — switch on with --prerelax on)"
+    )
+
+
+def _usable(res) -> tuple[bool, str | None]:
+    """Whether a pre-relaxed geometry replaces the generated one, and if not, why."""
+    if res.failure:
+        return False, res.failure
+    if not res.symmetry_kept:
+        return False, "space group not kept"
+    if res.distance_after is None or res.distance_before is None or res.distance_after >= res.distance_before:
+        return False, "descriptor distance did not decrease"
+    try:
+        structure = Structure.from_str(res.cif, fmt="cif")
+    except Exception:
+        return False, "pre-relaxed structure could not be read back (overlapping atoms)"
+    n = len(structure)
+    low, high = config.VOLUME_PER_ATOM_RANGE
+    if n > 1 and res.min_distance_after is not None and res.min_distance_after < config.MIN_INTERATOMIC_DISTANCE:
+        return False, f"atoms closer than {config.MIN_INTERATOMIC_DISTANCE} Å"
+    if not low <= structure.volume / n <= high:
+        return False, "volume per atom out of range"
+    return True, None
+
+
+def _elements_of(formula: str) -> list[str]:
+    from xtalagent.composition import parse_counts
+
+    return list(parse_counts(formula))
+
+
+def _read_structure(path: Path) -> Structure:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_file(path)
+
+
+# --- stage 4: screening ---------------------------------------------------------------------------
+def screen_structures(
+    structures: list[GeneratedStructure],
+    prerelaxed: list[dict[str, Any]],
+    request: DesignRequest,
+    settings: DesignSettings,
+    out: Path,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    potential=None,
+):
+    """Relax with the ML potential, score stability and flags; returns the screening report."""
+    from xtalagent.tools.reference_set import with_elements
+    from xtalagent.tools.screen import Candidate, screen
+
+    used = {r["id"]: r["cif"] for r in prerelaxed if r.get("used")}
+    cands = []
+    for s in structures:
+        if not s.ok:
+            continue
+        path = out / used.get(s.id, s.cif)
+        text = path.read_text()
+        cands.append(
+            Candidate(
+                id=s.id, source=str(path.relative_to(out)), cif_text=text, structure=_read_structure(path),
+                requested_spacegroup=s.spacegroup,
+            )
+        )  # fmt: skip
+    if not cands:
+        raise InputError("no structure passed generation, nothing to screen")
+    known = with_elements(request.composition_elements(), exact=False) if request.has_composition() else []
+    references = [k.structure() for k in known if k.elements == frozenset(request.composition_elements())] or None
+    return screen(
+        cands,
+        out,
+        potential=potential or settings.potential,
+        checkpoint=settings.potential_checkpoint,
+        max_steps=settings.relax_max_steps,
+        fmax=settings.relax_fmax,
+        references=references,
+        progress=progress,
+    )
+
+
+def target_flags(row: dict[str, Any], request: DesignRequest) -> dict[str, Any]:
+    """Which of the user's wishes a screened row meets (None: cannot be checked)."""
+    flags: dict[str, Any] = {}
+    if request.formation_energy is not None:
+        e_form = row.get("e_form")
+        flags["meets_formation_energy"] = None if e_form is None else request.formation_energy.accepts(e_form)
+    if request.stable:
+        flags["meets_stability"] = row.get("stable")
+    final = row.get("final_spacegroup")
+    if final and (request.crystal_systems or request.spacegroups):
+        ok = (not request.spacegroups or final in request.spacegroups) and (
+            not request.crystal_systems or crystal_system(final) in request.crystal_systems
+        )
+        flags["meets_symmetry"] = ok
+    checked = [v for v in flags.values() if v is not None]
+    flags["meets_all_checked"] = all(checked) if checked else None
+    return flags
+
+
+def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Screened rows, best first: relaxed ones meeting the checked wishes, then by e_hull."""
+
+    def key(r: dict[str, Any]) -> tuple:
+        relaxed = r.get("rank") is not None
+        meets = r.get("meets_all_checked")
+        e = r.get("e_hull")
+        if e is None:
+            e = r.get("energy_per_atom")
+        return (not relaxed, meets is False, e is None, e if e is not None else 0.0)
+
+    ordered = sorted(rows, key=key)
+    for i, r in enumerate(ordered, start=1):
+        r["design_rank"] = i if r.get("rank") is not None else None
+    return ordered
+
+
+# --- the whole pipeline ---------------------------------------------------------------------------
+def _stage_cache(out: Path, name: str, key: str) -> Any | None:
+    path = out / name
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return data.get("items") if data.get("key") == key else None
+
+
+def _save_stage(out: Path, name: str, key: str, items: Any, **extra: Any) -> None:
+    write_json_atomic(out / name, {"key": key, **extra, "items": items})
+
+
+def run_design(
+    request: DesignRequest,
+    out: str | Path,
+    settings: DesignSettings | None = None,
+    prompt: str | None = None,
+    not_understood: list[str] | None = None,
+    predictor=None,
+    progress: Progress | None = None,
+    log: Log | None = None,
+) -> DesignRun:
+    """Run every stage for one request into ``out`` and write ``report.md``; see the module docstring."""
+    from xtalagent.agent.report import write_report
+
+    settings = settings or DesignSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda _msg: None)
+    tick = progress or (lambda _stage, _done, _total: None)
+    key = settings.key(request)
+    run = DesignRun(out, request, settings, prompt, list(not_understood or []))
+    write_json_atomic(
+        out / "request.json",
+        {"prompt": prompt, "request": request.model_dump(exclude_defaults=False), "settings": settings.model_dump(),
+         "not_understood": run.not_understood, "key": key},
+    )  # fmt: skip
+
+    t0 = time.perf_counter()
+    tick("constraints", 0, 1)
+    cached = _stage_cache(out, "constraints.json", key)
+    run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
+    if cached is not None:
+        run.constraints = [ConstraintChoice.model_validate(c) for c in cached]
+        say(f"constraints: {len(run.constraints)} from the previous run in {out}")
+    else:
+        predictor = predictor or _load_predictor(settings)
+        run.constraints = propose_constraints(request, predictor, settings.top_k, settings.seed)
+        _save_stage(out, "constraints.json", key, [c.model_dump() for c in run.constraints])
+    write_text_atomic(out / "constraints.jsonl", "".join(c.model_dump_json() + "\n" for c in run.constraints))
+    run.times.add("constraints", time.perf_counter() - t0)
+    tick("constraints", 1, 1)
+    say(f"constraints: {', '.join(f'{c.id} {c.formula} #{c.spacegroup}' for c in run.constraints)}")
+
+    t0 = time.perf_counter()
+    name, _, run.sampler_note = choose_sampler(settings)
+    run.sampler = name
+    tick("structures", 0, request.n_candidates)
+    cached = _stage_cache(out, "structures.json", key)
+    if cached is not None:
+        run.structures = [GeneratedStructure.model_validate(s) for s in cached]
+    else:
+        run.structures = generate_structures(run.constraints, request.n_candidates, out, settings, request)
+        _save_stage(out, "structures.json", key, [s.model_dump() for s in run.structures])
+    n_ok = sum(s.ok for s in run.structures)
+    run.times.add("structures", time.perf_counter() - t0)
+    tick("structures", request.n_candidates, request.n_candidates)
+    say(f"structures: {n_ok}/{len(run.structures)} passed the symmetry and distance checks ({run.sampler_note})")
+    run.failures += [f"{s.id} ({s.constraint_id}): generation failed: {s.failure}" for s in run.structures if not s.ok]
+
+    t0 = time.perf_counter()
+    use_prerelax, run.prerelax_note = prerelax_decision(settings, request)
+    if use_prerelax:
+        tick("pre-relaxation", 0, n_ok)
+        cached = _stage_cache(out, "prerelax.json", key)
+        if cached is not None:
+            run.prerelax = cached
+            run.prerelax_note = json.loads((out / "prerelax.json").read_text()).get("note", "")
+        else:
+            run.prerelax, run.prerelax_note = prerelax_structures(run.structures, out)
+            _save_stage(out, "prerelax.json", key, run.prerelax, note=run.prerelax_note)
+        tick("pre-relaxation", n_ok, n_ok)
+        reached = sum(bool(r.get("reached")) for r in run.prerelax)
+        say(f"pre-relaxation: {reached}/{len(run.prerelax)} reached the reference environments; {run.prerelax_note}")
+    else:
+        say(f"pre-relaxation: {run.prerelax_note}")
+    run.times.add("pre-relaxation", time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    done = [0]
+
+    def screened(_row: dict[str, Any]) -> None:
+        done[0] += 1
+        tick("screening", done[0], n_ok)
+
+    tick("screening", 0, n_ok)
+    if n_ok:
+        report = screen_structures(run.structures, run.prerelax, request, settings, out, progress=screened)
+        run.screen_summary = {
+            "provenance": report.provenance,
+            "sun_rate": report.sun_rate,
+            "n_failed": report.n_failed,
+            "symmetry_kept_by_crystal_system": report.symmetry_by_system,
+            "stable_threshold": report.extra.get("stable_threshold"),
+        }
+        run.rows = finish_rows(report.rows, run, request)
+    run.times.add("screening", time.perf_counter() - t0)
+    run.failures += [
+        f"{r['id']}: screening failed: {r.get('failure')}" for r in run.rows if r.get("status") == "failed"
+    ]
+    if run.rows:
+        write_summary(run)
+    write_report(run)
+    return run
+
+
+def finish_rows(rows: list[dict[str, Any]], run: DesignRun, request: DesignRequest) -> list[dict[str, Any]]:
+    """Screen rows joined with their constraint and pre-relaxation outcome, target flags, ranked."""
+    by_id = {s.id: s for s in run.structures}
+    pre = {r["id"]: r for r in run.prerelax}
+    out = []
+    for row in rows:
+        row = {k: v for k, v in row.items() if k != "final_structure"}
+        s = by_id.get(row["id"])
+        if s is not None:
+            row["constraint_id"] = s.constraint_id
+            row["sampler"] = s.sampler
+        p = pre.get(row["id"])
+        row["prerelaxed"] = bool(p and p.get("used"))
+        row["prerelax_reached"] = p.get("reached") if p else None
+        row |= target_flags(row, request)
+        out.append(row)
+    return rank_rows(out)
+
+
+DESIGN_COLUMNS = [
+    "design_rank", "id", "constraint_id", "formula", "natoms", "requested_spacegroup", "final_spacegroup",
+    "symmetry_kept", "e_form", "e_hull", "energy_per_atom", "stable", "unique", "novel", "valid_structure",
+    "valid_composition", "meets_formation_energy", "meets_stability", "meets_symmetry", "meets_all_checked",
+    "prerelaxed", "prerelax_reached", "steps", "status", "potential", "checkpoint", "sampler", "cif", "failure",
+]  # fmt: skip
+
+
+def write_summary(run: DesignRun) -> None:
+    """Design-level summary.csv / summary.json (the screening columns plus constraints, targets)."""
+    import pandas as pd
+    from xtalagent.io import atomic_path
+
+    for r in run.rows:  # screening named the CIFs by e_hull rank; name them by the design rank
+        if r.get("cif") and r.get("design_rank") is not None:
+            new = f"cifs/{r['design_rank']:04d}_{r['id']}.cif"
+            if new != r["cif"]:
+                (run.out / r["cif"]).rename(run.out / f"{new}.tmp")
+                r["cif"] = new
+    for r in run.rows:
+        if r.get("cif") and (run.out / f"{r['cif']}.tmp").exists():
+            (run.out / f"{r['cif']}.tmp").rename(run.out / r["cif"])
+    frame = pd.DataFrame([{c: r.get(c) for c in DESIGN_COLUMNS} for r in run.rows], columns=DESIGN_COLUMNS)
+    with atomic_path(run.out / "summary.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    write_json_atomic(
+        run.out / "summary.json",
+        {
+            "request": run.request.model_dump(exclude_defaults=True),
+            "constraints": [c.model_dump() for c in run.constraints],
+            "sampler": run.sampler_note,
+            "prerelax": run.prerelax_note,
+            "screening": run.screen_summary,
+            "seconds": run.times.seconds,
+            "rows": run.rows,
+        },
+    )
+
+
+def _load_predictor(settings: DesignSettings):
+    from xtalagent.finetune.predictor import load_predictor
+
+    return load_predictor(settings.constraint_model, endpoint=settings.constraint_endpoint)
