@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 from xtalagent.agent.agent import DesignAgent
 from xtalagent.agent.offline_model import OfflineDesignModel
 from xtalagent.agent.pipeline import DesignSettings
@@ -37,18 +38,18 @@ def make_agent(
 def console_events(console: Console) -> Callable[[str, dict[str, Any]], None]:
     def show(kind: str, data: dict[str, Any]) -> None:
         if kind == "tool_call":
-            console.print(f"[cyan]→ {data['name']}[/] {json.dumps(data.get('args') or {})}")
+            console.print(Text(f"→ {data['name']} {json.dumps(data.get('args') or {})}", style="cyan"))
         elif kind == "tool_result":
             style = "red" if data.get("status") == "error" else "dim"
             text = str(data.get("content", ""))
-            console.print(f"[{style}]← {data['name']}: {text[:300]}{'…' if len(text) > 300 else ''}[/]")
+            console.print(Text(f"← {data['name']}: {text[:300]}{'…' if len(text) > 300 else ''}", style=style))
 
     return show
 
 
 def chat_loop(agent: DesignAgent, console: Console, lines: Iterable[str] | None = None) -> int:
     """Read turns from ``lines`` (scripted) or the terminal; returns the number of turns."""
-    console.print(Panel(WELCOME, title="xtalagent chat"))
+    console.print(Panel(Text(WELCOME), title="xtalagent chat"))
     source = iter(lines) if lines is not None else None
     turns = 0
     while True:
@@ -62,10 +63,10 @@ def chat_loop(agent: DesignAgent, console: Console, lines: Iterable[str] | None 
         if text.lower() in EXIT_WORDS:
             break
         if source is not None:
-            console.print(f"[bold green]you>[/] {text}")
+            console.print(Text(f"you> {text}", style="bold green"))
         with console.status("working…"):
             answer = agent.ask(text)
-        console.print(Panel(answer, title="xtalagent", border_style="blue"))
+        console.print(Panel(Text(answer, overflow="fold"), title="xtalagent", border_style="blue"))
         agent.save_transcript()
         turns += 1
     path = agent.save_transcript()

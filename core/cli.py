@@ -415,7 +415,7 @@ def chat(
     agent = make_agent(
         output, DesignSettings(potential=potential, prerelax=prerelax), endpoint, model, on_event=console_events(out)
     )
-    chat_loop(agent, out, lines)
+    chat_loop(agent, Console(), lines)
 
 
 @app.command("serve")
