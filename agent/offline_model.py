@@ -29,6 +29,7 @@ _EXPLAIN = re.compile(
     r"(?:\b(?:candidate|rank|number|no\.?)\s*#?\s*(\d+)\b|#(\d+)\b|\b(S\d{3})\b)",
     re.IGNORECASE,
 )
+_MORE = re.compile(r"\b(?:more|another|again|additional|extra)\b", re.IGNORECASE)
 _LOOKUP = re.compile(r"\b(?:known|already exist\w*|look ?up|existing|reported|what exists)\b", re.IGNORECASE)
 
 
@@ -79,6 +80,12 @@ class OfflineDesignModel(BaseChatModel):
             return AIMessage(content=" ".join(parsed.questions) + note)
         request = parsed.request
         if previous is not None and _same_but_count(request, previous):
+            if not _MORE.search(text):  # nothing in the words changes the request: do not act on it
+                return AIMessage(
+                    content="That does not change the current request, so I ran nothing."
+                    + _not_understood(parsed.not_understood)
+                    + " Say what to change (composition, targets, symmetry, size) or ask for more candidates."
+                )
             steps = list(MORE_STEPS)
             args = [{"n": request.n_candidates}, {}, {}]
         else:
