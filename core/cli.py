@@ -317,6 +317,9 @@ def screen(
     phonons: Annotated[bool, typer.Option("--phonons", help="Γ-point phonon check")] = False,
     limit: Annotated[int | None, typer.Option(help="screen only the first N candidates")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+    optimizer: Annotated[str, typer.Option(help="BFGS, LBFGS or FIRE (CHGNet's StructOptimizer uses FIRE)")] = (
+        config.RELAX_OPTIMIZER
+    ),
     prerelax: Annotated[bool, typer.Option("--prerelax", help="LEGO descriptor pre-relaxation first")] = False,
     prerelax_reference: Annotated[Path | None, typer.Option(help="reference structures/dataset for --prerelax")] = None,
 ) -> None:
@@ -346,6 +349,7 @@ def screen(
         limit,
         threads,
         prerelax=hook,
+        optimizer=optimizer,
     )
 
 

@@ -69,3 +69,38 @@ def test_stability_model_from_total_energy(default_model):
     e_form, e_hull = default_model.evaluate("Na4Cl4", energy)
     assert e_form == pytest.approx(e_form_target)
     assert e_hull == pytest.approx(e_form_target - default_model.hull.hull_energy("NaCl"))
+
+
+def test_mp2020_constants_are_pymatgens():
+    """The conversion uses pymatgen's published correction constants, nothing fitted."""
+    from pymatgen.entries.compatibility import MP2020_COMPAT_CONFIG, MP_COMPAT_CONFIG
+    from xtalagent.tools import mp2020
+
+    new = MP2020_COMPAT_CONFIG["Corrections"]
+    old = MP_COMPAT_CONFIG
+    assert mp2020._MP2020_U == new["GGAUMixingCorrections"]["O"]
+    assert mp2020._LEGACY_U == old["Advanced"]["UCorrections"]["O"]
+    assert mp2020._MP2020_OXIDE == new["CompositionCorrections"]["oxide"]
+    assert mp2020._LEGACY_OXIDE == old["OxideCorrections"]["oxide"]
+    assert mp2020._MP2020_SULFIDE == new["CompositionCorrections"]["S"]
+    assert mp2020._LEGACY_SULFIDE == old["SulfideCorrections"]["sulfide"]
+    for el in ("F", "Cl", "Br", "I", "N", "Se"):
+        assert mp2020._MP2020_ANION[el] == new["CompositionCorrections"][el]
+    gas = old["Advanced"]["CompoundEnergies"]
+    assert mp2020._LEGACY_GAS_MU == {k.rstrip("2"): v for k, v in gas.items()}
+
+
+def test_mp2020_conversion_moves_only_corrected_chemistries():
+    from xtalagent.tools.hull import load_element_refs
+    from xtalagent.tools.mp2020 import legacy_to_mp2020
+
+    refs = load_element_refs()
+    assert legacy_to_mp2020("NaAl", -0.1, refs) == -0.1  # an intermetallic: no correction in either scheme
+    # an oxide: only the oxide constant changes (-0.687 vs -0.70229 eV per O), 2 of 3 atoms are O
+    assert legacy_to_mp2020("TiO2", -3.5, refs) == pytest.approx(-3.5 + (2 / 3) * (-0.687 + 0.70229))
+
+
+def test_default_hull_keeps_sodium_nitride():
+    from xtalagent.tools.hull import ReferenceHull
+
+    assert any(f == "NaN" for f, _ in ReferenceHull.default().formation_energies("N-Na"))

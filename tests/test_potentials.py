@@ -42,6 +42,22 @@ def test_chgnet_batched_matches_calculator(chgnet, fixtures):
         np.testing.assert_allclose(ev.stress, a.get_stress(), atol=1e-5)
 
 
+def test_chgnet_fast_gradients_match_predict_graph(chgnet, fixtures):
+    """One backward pass for forces and stress gives CHGNet's own predict_graph numbers."""
+    structures = _fixture_atoms(fixtures, ("NaCl", "rutile_TiO2", "wurtzite_ZnO", "triclinic_P1"))
+    rng = np.random.default_rng(0)
+    for a in structures:  # off equilibrium so that forces and stresses are not ~0
+        a.positions += rng.normal(scale=0.05, size=a.positions.shape)
+        a.set_cell(a.cell.array @ (np.eye(3) + rng.normal(scale=0.02, size=(3, 3))), scale_atoms=True)
+    slow = CHGNetPotential(model=chgnet.model, fast=False)
+    assert chgnet.fast
+    for fast_ev, slow_ev in zip(chgnet.evaluate(structures), slow.evaluate(structures)):
+        assert fast_ev.energy == pytest.approx(slow_ev.energy, abs=1e-5)
+        np.testing.assert_allclose(fast_ev.forces, slow_ev.forces, atol=2e-4)
+        np.testing.assert_allclose(fast_ev.stress, slow_ev.stress, atol=2e-5)
+        assert np.abs(fast_ev.forces).max() > 0.05 and np.abs(fast_ev.stress).max() > 1e-3
+
+
 def test_chgnet_bad_structures_isolated(chgnet, fixtures):
     good, coincident, isolated = _fixture_atoms(fixtures, ("NaCl", "NaCl", "NaCl"))
     coincident.positions[1] = coincident.positions[0]

@@ -439,3 +439,14 @@ def test_phrasing_suite_at_least_95_percent_exact():
     report = bench.run_suite(cases)
     failures = [(f["text"], f["got"], f["error"], f["questions"]) for f in report["failures"]]
     assert report["exact_match_accuracy"] >= 0.95, failures
+
+
+def test_held_out_phrasing_suite_at_least_95_percent_exact():
+    """50 phrasings written blind (from the docstring's rules only, before the parser ever saw them)."""
+    spec = importlib.util.spec_from_file_location("bench_request_parser", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cases = bench.load_suite(BENCH.parent / "request_suite_heldout.jsonl")
+    assert len(cases) == 50
+    report = bench.run_suite(cases)
+    assert report["exact_match_accuracy"] >= 0.95, [f["text"] for f in report["failures"]]

@@ -139,3 +139,22 @@ def test_screen_chgnet_end_to_end(cif_dir, tmp_path, small_hull):
     from xtalagent.symmetry import detect_spacegroup
 
     assert detect_spacegroup(Structure.from_file(nacl_cif)) == 225
+
+
+def test_screen_reports_prerelaxation_per_structure(tmp_path, small_hull):
+    """With a LEGO pre-relaxation hook, every row says whether the target environment was reached."""
+    from pyxtal import pyxtal
+    from xtalagent.tools.prerelax import graphite, structure_hook
+
+    folder = tmp_path / "carbon"
+    folder.mkdir()
+    for spg, n, seed in [(191, 2, 0), (194, 4, 1)]:
+        xtal = pyxtal()
+        xtal.from_random(3, spg, ["C"], [n], random_state=seed)
+        xtal.to_pymatgen().to(filename=str(folder / f"C_{spg}.cif"))
+    hook = structure_hook(graphite(), max_steps=40)
+    report = screen(folder, tmp_path / "out", potential=_Flat(), hull_table=small_hull, prerelax=hook, plot=False)
+    for row in report.rows:
+        assert isinstance(row["prerelax_reached"], bool) and isinstance(row["prerelax_used"], bool)
+    table = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert {"prerelax_reached", "prerelax_used"} <= set(table.columns) and table["prerelax_reached"].notna().all()

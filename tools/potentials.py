@@ -101,20 +101,29 @@ class Potential:
 
 
 class CHGNetPotential(Potential):
-    """CHGNet; ``predict_graph`` evaluates a list of crystal graphs in batched forward passes."""
+    """CHGNet; a list of crystal graphs is evaluated in batched forward passes.
+
+    ``fast=True`` (default) runs CHGNet's own layers (``BatchedGraph.from_graphs`` + ``CHGNet._compute``)
+    but takes forces and stress from **one** backward pass without ``create_graph``: CHGNet's
+    ``predict_graph`` does two backward passes (forces, then stress), each with ``create_graph=True``
+    (kept for training losses), which roughly doubles the cost of an energy-force-stress call. Same
+    model, same graphs, same numbers up to float32 rounding (checked against ``CHGNetCalculator`` in
+    tests/test_potentials.py). ``fast=False`` uses ``predict_graph(task="efs")``.
+    """
 
     name = "chgnet"
 
-    def __init__(self, model_name: str = CHGNET_MODEL, batch_size: int = BATCH_SIZE, model: Any = None) -> None:
+    def __init__(
+        self, model_name: str = CHGNET_MODEL, batch_size: int = BATCH_SIZE, model: Any = None, fast: bool = True
+    ) -> None:
         from chgnet.model import CHGNet
 
         self.model = model if model is not None else CHGNet.load(model_name=model_name, use_device="cpu", verbose=False)
         self.checkpoint = str(getattr(self.model, "version", None) or model_name)
         self.batch_size = batch_size
+        self.fast = fast
 
     def evaluate(self, structures: Sequence[Atoms]) -> list[Evaluation]:
-        from pymatgen.io.ase import AseAtomsAdaptor
-
         results = [Evaluation() for _ in structures]
         # isolated atoms make CHGNet's energies meaningless: fail those structures (ASE calculators
         # sharing this model switch the converter to "warn", so set it on every call)
@@ -122,38 +131,83 @@ class CHGNetPotential(Potential):
         graphs, where = [], []
         for i, atoms in enumerate(structures):
             try:
-                bare = atoms.copy()
-                bare.set_constraint()  # FixSymmetry is irrelevant to a single point (pymatgen warns about it)
-                graphs.append(self.model.graph_converter(AseAtomsAdaptor.get_structure(bare)))
+                graphs.append(self.model.graph_converter(_to_structure(atoms)))
                 where.append(i)
             except Exception as exc:  # isolated atoms, empty cells, ...: record and go on
                 results[i].error = f"graph construction failed: {type(exc).__name__}: {exc}"
-        if not graphs:
-            return results
-        try:
-            preds = self.model.predict_graph(graphs, task="efs", batch_size=self.batch_size)
-        except Exception as exc:  # one bad graph poisons the batch: fall back to one at a time
-            preds = []
-            for graph in graphs:
-                try:
-                    preds.append(self.model.predict_graph([graph], task="efs", batch_size=1))
-                except Exception as inner:
-                    preds.append(f"potential failed: {type(inner).__name__}: {inner}")
-            del exc
-        if isinstance(preds, dict):
-            preds = [preds]
-        for i, pred in zip(where, preds):
-            if isinstance(pred, str):
-                results[i].error = pred
-                continue
-            n = len(structures[i])
-            energy = float(pred["e"]) * (n if self.model.is_intensive else 1)
-            results[i] = Evaluation(
-                energy=energy,
-                forces=np.asarray(pred["f"], dtype=float),
-                stress=_voigt(np.asarray(pred["s"], dtype=float)) * GPa,
-            )
+        preds: list[Evaluation] = []
+        for start in range(0, len(graphs), self.batch_size):
+            chunk = graphs[start : start + self.batch_size]
+            try:
+                preds.extend(self._predict(chunk))
+            except Exception:  # one bad graph poisons the batch: fall back to one at a time
+                for graph in chunk:
+                    try:
+                        preds.extend(self._predict([graph]))
+                    except Exception as inner:
+                        preds.append(Evaluation(error=f"potential failed: {type(inner).__name__}: {inner}"))
+        for i, ev in zip(where, preds):
+            results[i] = ev
         return results
+
+    def _predict(self, graphs: list[Any]) -> list[Evaluation]:
+        """Energies, forces, stresses of ``graphs`` (one forward pass, at most one backward pass)."""
+        model = self.model
+        if not self.fast:
+            preds = model.predict_graph(graphs, task="efs", batch_size=len(graphs))
+            preds = [preds] if isinstance(preds, dict) else preds
+            energies = [float(p["e"]) for p in preds]
+            forces = [np.asarray(p["f"], dtype=float) for p in preds]
+            stresses = [_voigt(np.asarray(p["s"], dtype=float)) * GPa for p in preds]
+        else:
+            import torch
+            from chgnet.model.model import BatchedGraph
+
+            model.eval()
+            with torch.enable_grad():
+                comp = 0.0 if model.composition_model is None else model.composition_model(graphs)
+                batched = BatchedGraph.from_graphs(
+                    graphs,
+                    bond_basis_expansion=model.bond_basis_expansion,
+                    angle_basis_expansion=model.angle_basis_expansion,
+                    compute_stress=True,
+                )
+                pred = model._compute(batched)  # energy only; per atom if the model is intensive
+                energy = pred["e"]
+                total = (energy * pred["atoms_per_graph"]).sum() if model.is_intensive else energy.sum()
+                inputs = [*batched.atom_positions, *batched.strains]
+                # (a scalar output: ``grad_outputs`` tensors make torch import sympy on the first call)
+                grads = torch.autograd.grad(total, inputs, allow_unused=True)
+                energy = (energy + comp).detach()
+            k = len(graphs)
+            energies = energy.tolist()
+            forces = [_grad(g, x).neg().numpy().astype(float) for g, x in zip(grads[:k], inputs[:k])]
+            # d E / d strain / V is the stress in eV/Å^3 (CHGNet converts the same quantity to GPa)
+            stresses = [
+                _voigt(_grad(g, x).numpy().astype(float) / float(v))
+                for g, x, v in zip(grads[k:], inputs[k:], batched.volumes)
+            ]
+        out = []
+        for graph, e, f, s in zip(graphs, energies, forces, stresses):
+            n = int(graph.atomic_number.shape[0])
+            out.append(Evaluation(energy=e * (n if model.is_intensive else 1), forces=f, stress=s))
+        return out
+
+
+def _grad(grad: Any, like: Any) -> Any:
+    """A gradient from ``autograd.grad(..., allow_unused=True)``: zeros where the input was unused."""
+    import torch
+
+    return torch.zeros_like(like).detach() if grad is None else grad.detach()
+
+
+def _to_structure(atoms: Atoms) -> Any:
+    """pymatgen ``Structure`` of ``atoms`` (species, cell, positions only; constraints and calculator ignored)."""
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(
+        Lattice(np.array(atoms.cell)), atoms.get_chemical_symbols(), atoms.positions, coords_are_cartesian=True
+    )
 
 
 class MatterSimPotential(Potential):

@@ -582,10 +582,13 @@ def structure_hook(reference: Any = None, **kwargs: Any):
     from pymatgen.core import Structure
 
     def hook(structure: Structure) -> Structure:
+        hook.last_result = None
         result = prerelax(structure, reference=reference, **kwargs)
+        hook.last_result = result  # read by screen() to report "reached" per structure
         if result.failure or not result.cif:
             return structure
         return Structure.from_str(result.cif, fmt="cif")
 
+    hook.last_result = None
     hook.__qualname__ = f"lego_prerelax(reference={reference!s})"
     return hook

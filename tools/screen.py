@@ -42,13 +42,13 @@ from xtalagent.tools.hull import ReferenceHull, StabilityModel
 from xtalagent.tools.potentials import Potential, load_potential
 
 #: Bumped whenever per-structure results change meaning, so caches are recomputed.
-CACHE_VERSION: int = 1
+CACHE_VERSION: int = 2  # 2: optimiser in the key; MP2020 hull table
 
 SUMMARY_COLUMNS = [
     "rank", "id", "formula", "natoms", "requested_spacegroup", "final_spacegroup", "symmetry_kept",
     "crystal_system", "status", "energy_eV", "energy_per_atom", "e_form", "e_hull", "steps", "fmax",
     "valid_structure", "valid_composition", "phonon_stable", "stable", "unique", "novel", "sun",
-    "potential", "checkpoint", "failure", "cif", "source",
+    "prerelax_reached", "prerelax_used", "potential", "checkpoint", "failure", "cif", "source",
 ]  # fmt: skip
 
 
@@ -63,6 +63,7 @@ class ScreenSettings:
     fmax: float = relaxation.FMAX
     max_steps: int = relaxation.MAX_STEPS
     timeout: float = relaxation.TIMEOUT
+    optimizer: str = relaxation.OPTIMIZER
     stability: bool = True
     hull_table: str | None = None
     phonons: bool = False
@@ -281,6 +282,7 @@ def screen(
     fmax: float = relaxation.FMAX,
     max_steps: int = relaxation.MAX_STEPS,
     timeout: float = relaxation.TIMEOUT,
+    optimizer: str = relaxation.OPTIMIZER,
     batch_size: int = 16,
     stability: bool = True,
     hull_table: Path | str | None = None,
@@ -299,6 +301,8 @@ def screen(
     the ML relaxation; ``progress`` is called with each finished row (cached ones included).
     """
     start = time.perf_counter()
+    if optimizer not in relaxation.OPTIMIZERS:
+        raise InputError(f"unknown optimizer {optimizer!r} (choose from {', '.join(relaxation.OPTIMIZERS)})")
     out = Path(out)
     if isinstance(source, Sequence) and not isinstance(source, str):
         cands = list(source)
@@ -315,6 +319,7 @@ def screen(
         fmax=fmax,
         max_steps=max_steps,
         timeout=timeout,
+        optimizer=optimizer,
         stability=stability,
         hull_table=str(hull_table) if hull_table else None,
         phonons=phonons,
@@ -340,8 +345,10 @@ def screen(
     if stability and todo:
         stab = StabilityModel(ReferenceHull.from_csv(hull_table) if hull_table else None)
 
+    prerelaxed: dict[str, dict[str, Any]] = {}  # id -> what the pre-relaxation hook reported
+
     def finish(cand: Candidate, result: relaxation.RelaxResult | None, failure: str | None = None) -> None:
-        row = _score(cand, result, pot_obj, stab, settings, failure)
+        row = _score(cand, result, pot_obj, stab, settings, failure) | prerelaxed.get(cand.id, {})
         _save(out, cand, key, row)
         rows[cand.id] = _jsonable(row)
         if progress:
@@ -355,6 +362,13 @@ def screen(
         if prerelax is not None:
             try:
                 cand.structure = prerelax(cand.structure)
+                outcome = getattr(prerelax, "last_result", None)  # set by tools.prerelax.structure_hook
+                if outcome is not None:
+                    prerelaxed[cand.id] = {
+                        "prerelax_reached": outcome.reached,
+                        "prerelax_used": outcome.failure is None and bool(outcome.cif),
+                        "prerelax_failure": outcome.failure,
+                    }
             except Exception as exc:
                 finish(cand, None, f"pre-relaxation failed: {type(exc).__name__}: {exc}")
                 continue
@@ -370,6 +384,7 @@ def screen(
             timeout=timeout,
             symmetric=symmetric,
             batch_size=batch_size,
+            optimizer=optimizer,
             on_done=lambda res: finish(runnable[res.index], res),
         )
     elif runnable:  # single points on the input structures
@@ -525,6 +540,7 @@ def screen_command(
     batch_size: int = 16,
     stability: bool = True,
     hull_table: Path | None = None,
+    optimizer: str = relaxation.OPTIMIZER,
     references: Path | None = None,
     phonons: bool = False,
     limit: int | None = None,
@@ -548,6 +564,7 @@ def screen_command(
         fmax=fmax,
         max_steps=max_steps,
         timeout=timeout,
+        optimizer=optimizer,
         batch_size=batch_size,
         stability=stability,
         hull_table=hull_table,
