@@ -285,3 +285,28 @@ def test_report_never_claims_band_gaps(tmp_path) -> None:
     run.screen_summary = {"provenance": {"potential": "chgnet", "checkpoint": "0.3.0"}, "stable_threshold": 0.1}
     text = report_text(run)
     assert "no stage here predicts them" in text and "-3.400" in text
+
+
+def test_endpoint_model_reads_a_prompt_into_a_request(monkeypatch) -> None:
+    """`design --endpoint`: the chat model's structured output becomes the validated request."""
+    from xtalagent.agent.understanding import endpoint_chat_model, understand
+
+    _FakeOpenAI.seen = []
+    _FakeOpenAI.script = [
+        _call("DesignRequest", {"elements": ["Ti", "O"], "band_gap": {"value": 3.0}, "stable": True}, 1),
+        _call("DesignRequest", {"elements": ["Ti", "Xx"]}, 2),  # the model invents an element
+    ]
+    server = HTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        model = endpoint_chat_model(f"http://127.0.0.1:{server.server_port}/v1", "fake-model")
+        good = understand("A stable Ti-O compound with a band gap near 3 eV", model)
+        bad = understand("Ti and something", model)
+    finally:
+        server.shutdown()
+    assert good.complete and good.request == DesignRequest(
+        elements=["Ti", "O"], band_gap=PropertyTarget(value=3.0), stable=True
+    )
+    assert bad.request is None and "Xx" in bad.error
+    assert _FakeOpenAI.seen[0]["tools"][0]["function"]["name"] == "DesignRequest"
