@@ -38,7 +38,7 @@ from xtalagent.symmetry import crystal_system, spacegroup_symbol
 PIPELINE_VERSION: int = 1
 #: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
 #: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
-GENERAL_DIFFUSION_CHECKPOINT: str = "mp_20.pt"
+GENERAL_DIFFUSION_CHECKPOINT: str = config.DIFFUSION_CHECKPOINTS[0]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Log = Callable[[str], None]

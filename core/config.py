@@ -90,6 +90,17 @@ MATCH_ANGLE_TOL: float = 10.0
 MATCH_LTOL: float = 0.3
 #: Attempts per requested structure before it is reported as failed.
 SAMPLE_MAX_ATTEMPTS: int = 5
+#: Shipped diffusion checkpoints, in the order tried when none is named (general MP model first).
+DIFFUSION_CHECKPOINTS: tuple[str, ...] = ("mp_20.pt", "perov_5.pt")
+#: Denoising steps when sampling (respaced from the 1000 training steps), and atoms per batch.
+DIFFUSION_SAMPLE_STEPS: int = 200
+DIFFUSION_BATCH_ATOMS: int = 4000
+#: CSP benchmark: crystals drawn from the split, and samples per crystal for match@k.
+CSP_EVAL_CRYSTALS: int = 200
+CSP_EVAL_K: int = 5
+#: Diffusion training defaults (CPU-friendly): batch size and the largest conventional cell used.
+DIFFUSION_BATCH_SIZE: int = 64
+DIFFUSION_MAX_ATOMS: int = 60
 
 # --- design agent (issue #6) ---------------------------------------------------------------------
 #: Structures generated per design request when the user names no number.

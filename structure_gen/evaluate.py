@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.matching import MATCH_ANGLE_TOL, MATCH_LTOL, MATCH_STOL, matcher, rms_distance
 from xtalagent.structure_gen.samplers import DIFFUSION_STEPS, MAX_ATTEMPTS, generate, make_sampler
 
 #: Default number of test crystals and samples per crystal of ``eval-csp``.
-EVAL_N_CRYSTALS: int = 200
-EVAL_K: int = 5
+EVAL_N_CRYSTALS: int = config.CSP_EVAL_CRYSTALS
+EVAL_K: int = config.CSP_EVAL_K
 
 
 def select_records(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint
 from xtalagent.structure_gen.checks import CheckResult, check_structure
@@ -23,14 +24,14 @@ from xtalagent.structure_gen.checks import CheckResult, check_structure
 #: Shipped checkpoints (``structure_gen/checkpoints``); see the README there for how to rebuild them.
 CHECKPOINT_DIR: Path = Path(__file__).resolve().parent / "checkpoints"
 #: Checkpoint used when none is named: the general MP model if shipped, else the Perov-5 one.
-DEFAULT_CHECKPOINTS: tuple[str, ...] = ("mp_20.pt", "perov_5.pt")
+DEFAULT_CHECKPOINTS: tuple[str, ...] = config.DIFFUSION_CHECKPOINTS
 #: Attempts per requested structure before it is reported as failed.
-MAX_ATTEMPTS: int = 5
+MAX_ATTEMPTS: int = config.SAMPLE_MAX_ATTEMPTS
 #: Atoms per diffusion batch (all intra-cell pairs are edges, so this bounds memory and time).
-DIFFUSION_BATCH_ATOMS: int = 4000
+DIFFUSION_BATCH_ATOMS: int = config.DIFFUSION_BATCH_ATOMS
 SAMPLERS: tuple[str, ...] = ("diffusion", "pyxtal")
 #: Denoising steps of the diffusion sampler (respaced from the training schedule; None: all).
-DIFFUSION_STEPS: int | None = 200
+DIFFUSION_STEPS: int | None = config.DIFFUSION_SAMPLE_STEPS
 
 
 @dataclass

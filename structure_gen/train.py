@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.featurize import Example, collate, example_from_record
 from xtalagent.structure_gen.model import CrystalDiffusion, ModelConfig, lattice_stats
 
 #: Defaults sized for one CPU core.
-DEFAULT_BATCH_SIZE: int = 64
-DEFAULT_MAX_ATOMS: int = 60  # conventional cells larger than this are skipped in training
+DEFAULT_BATCH_SIZE: int = config.DIFFUSION_BATCH_SIZE
+DEFAULT_MAX_ATOMS: int = config.DIFFUSION_MAX_ATOMS  # larger conventional cells are skipped in training
 
 
 @dataclass
