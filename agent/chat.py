@@ -32,13 +32,20 @@ def make_agent(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> DesignAgent:
     chat_model = endpoint_chat_model(endpoint, model) if endpoint else OfflineDesignModel()
-    return DesignAgent(chat_model, DesignSession(output, settings), on_event=on_event)
+    events = on_event or (lambda _kind, _data: None)
+    session = DesignSession(
+        output, settings, on_progress=lambda stage, done, total: events("progress", {"stage": stage, "done": done,
+                                                                                    "total": total})
+    )  # fmt: skip
+    return DesignAgent(chat_model, session, on_event=on_event)
 
 
 def console_events(console: Console) -> Callable[[str, dict[str, Any]], None]:
     def show(kind: str, data: dict[str, Any]) -> None:
         if kind == "tool_call":
             console.print(Text(f"→ {data['name']} {json.dumps(data.get('args') or {})}", style="cyan"))
+        elif kind == "progress":
+            console.print(Text(f"  {data['stage']} {data['done']}/{data['total']}", style="dim"))
         elif kind == "tool_result":
             style = "red" if data.get("status") == "error" else "dim"
             text = str(data.get("content", ""))

@@ -8,6 +8,7 @@ Each method returns plain JSON-able data; the numbers in it are what the agent m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,15 @@ def _r(x: Any, digits: int = 3) -> Any:
 
 
 class DesignSession:
-    def __init__(self, out: str | Path, settings: DesignSettings | None = None, predictor=None, potential=None):
+    def __init__(
+        self,
+        out: str | Path,
+        settings: DesignSettings | None = None,
+        predictor=None,
+        potential=None,
+        on_progress: Callable[[str, int, int], None] | None = None,
+    ):
+        self.on_progress = on_progress or (lambda _stage, _done, _total: None)
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings or DesignSettings()
@@ -124,7 +133,15 @@ class DesignSession:
         settings = self.settings
         if self._potential is not None:
             settings = settings.model_copy(update={"potential": "auto"})
-        report = screen_structures(run.structures, run.prerelax, run.request, settings, run.out, potential=potential)
+        total, done = sum(s.ok for s in run.structures), [0]
+
+        def tick(_row: dict[str, Any]) -> None:
+            done[0] += 1
+            self.on_progress("screening", done[0], total)
+
+        report = screen_structures(
+            run.structures, run.prerelax, run.request, settings, run.out, progress=tick, potential=potential
+        )
         run.screen_summary = {
             "provenance": report.provenance,
             "sun_rate": report.sun_rate,
