@@ -406,6 +406,17 @@ def screen_structures(
     )
 
 
+def screen_summary(report) -> dict[str, Any]:
+    """The batch-level screening facts a design run keeps (provenance, S.U.N. rate, symmetry kept)."""
+    return {
+        "provenance": report.provenance,
+        "sun_rate": report.sun_rate,
+        "n_failed": report.n_failed,
+        "symmetry_kept_by_crystal_system": report.symmetry_by_system,
+        "stable_threshold": report.extra.get("stable_threshold"),
+    }
+
+
 def target_flags(row: dict[str, Any], request: DesignRequest) -> dict[str, Any]:
     """Which of the user's wishes a screened row meets (None: cannot be checked)."""
     flags: dict[str, Any] = {}
@@ -544,13 +555,7 @@ def run_design(
     tick("screening", 0, n_ok)
     if n_ok:
         report = screen_structures(run.structures, run.prerelax, request, settings, out, progress=screened)
-        run.screen_summary = {
-            "provenance": report.provenance,
-            "sun_rate": report.sun_rate,
-            "n_failed": report.n_failed,
-            "symmetry_kept_by_crystal_system": report.symmetry_by_system,
-            "stable_threshold": report.extra.get("stable_threshold"),
-        }
+        run.screen_summary = screen_summary(report)
         run.rows = finish_rows(report.rows, run, request)
     run.times.add("screening", time.perf_counter() - t0)
     run.failures += [

@@ -23,6 +23,7 @@ from xtalagent.agent.pipeline import (
     prerelax_structures,
     propose_constraints,
     screen_structures,
+    screen_summary,
     write_summary,
 )
 from xtalagent.agent.report import write_report
@@ -142,13 +143,7 @@ class DesignSession:
         report = screen_structures(
             run.structures, run.prerelax, run.request, settings, run.out, progress=tick, potential=potential
         )
-        run.screen_summary = {
-            "provenance": report.provenance,
-            "sun_rate": report.sun_rate,
-            "n_failed": report.n_failed,
-            "symmetry_kept_by_crystal_system": report.symmetry_by_system,
-            "stable_threshold": report.extra.get("stable_threshold"),
-        }
+        run.screen_summary = screen_summary(report)
         run.rows = finish_rows(report.rows, run, run.request)
         write_summary(run)
         write_report(run)
