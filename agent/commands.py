@@ -78,7 +78,7 @@ def _print_best(run: DesignRun, console: Console, seconds: float, rows: int = 10
             str(r["design_rank"]),
             r["id"],
             str(r.get("formula")),
-            f"{r.get('requested_spacegroup')}→{r.get('final_spacegroup')}",
+            f"{r.get('requested_spacegroup')}→{r.get('final_spacegroup') or '?'}",
             _num(r.get("e_form")),
             _num(r.get("e_hull")),
             "yes" if r.get("stable") else "no",

@@ -125,7 +125,8 @@ def report_text(run: DesignRun) -> str:
         for row in relaxed[:REPORT_ROWS]:
             out.append(
                 f"| {row['design_rank']} | {row['id']} | {row.get('constraint_id', '–')} | {row.get('formula')} "
-                f"| {row.get('requested_spacegroup')} → {row.get('final_spacegroup')} | {_fmt(row.get('e_form'))} "
+                f"| {row.get('requested_spacegroup')} → {row.get('final_spacegroup') or '?'} "
+                f"| {_fmt(row.get('e_form'))} "
                 f"| {_fmt(row.get('e_hull'))} | {_fmt(row.get('stable'))} | {_fmt(row.get('unique'))} "
                 f"| {_fmt(row.get('novel'))} | {_fmt(row.get('prerelax_reached'))} | {row.get('cif') or '–'} |"
             )
