@@ -258,7 +258,7 @@ def generate_structures(
             ok=res.ok,
             attempts=res.attempts,
             seconds=round(res.seconds, 3),
-            failure=None if res.ok else (res.failures[-1] if res.failures else "not generated"),
+            failure=res.reason,
         )
         if res.ok:
             path = folder / f"{sid}_{choice.id}_sg{choice.spacegroup}_{choice.formula}.cif"
@@ -266,6 +266,11 @@ def generate_structures(
             item.cif = str(path.relative_to(out))
         made.append(item)
     return made
+
+
+def generation_failures(structures: list[GeneratedStructure]) -> list[str]:
+    """One line per structure slot that failed every attempt (for the report)."""
+    return [f"{s.id} ({s.constraint_id}): generation failed: {s.failure}" for s in structures if not s.ok]
 
 
 # --- stage 3: pre-relaxation ----------------------------------------------------------------------
@@ -525,7 +530,7 @@ def run_design(
     run.times.add("structures", time.perf_counter() - t0)
     tick("structures", request.n_candidates, request.n_candidates)
     say(f"structures: {n_ok}/{len(run.structures)} passed the symmetry and distance checks ({run.sampler_note})")
-    run.failures += [f"{s.id} ({s.constraint_id}): generation failed: {s.failure}" for s in run.structures if not s.ok]
+    run.failures += generation_failures(run.structures)
 
     t0 = time.perf_counter()
     use_prerelax, run.prerelax_note = prerelax_decision(settings, request)

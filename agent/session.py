@@ -19,6 +19,7 @@ from xtalagent.agent.pipeline import (
     choose_sampler,
     finish_rows,
     generate_structures,
+    generation_failures,
     prerelax_decision,
     prerelax_structures,
     propose_constraints,
@@ -100,7 +101,7 @@ class DesignSession:
         made = generate_structures(run.constraints, n, run.out, self.settings, run.request, start=start)
         run.structures += made
         run.sampler = made[0].sampler if made else run.sampler
-        run.failures += [f"{s.id} ({s.constraint_id}): generation failed: {s.failure}" for s in made if not s.ok]
+        run.failures += generation_failures(made)
         return {
             "generated": len(made),
             "passed_checks": sum(s.ok for s in made),

@@ -131,7 +131,7 @@ def write_results(
             row["cif"] = cif.name
             row["reasons"] = ""
         else:
-            row["reasons"] = res.failures[-1] if res.failures else "not generated"
+            row["reasons"] = res.reason
         rows.append(row)
     index = out / "index.jsonl"
     index.write_text("".join(json.dumps(r) + "\n" for r in rows))

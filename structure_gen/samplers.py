@@ -51,6 +51,13 @@ class Generated:
     def ok(self) -> bool:
         return self.structure is not None and self.check is not None and self.check.ok
 
+    @property
+    def reason(self) -> str | None:
+        """Why the slot failed (the last attempt's reasons), None when it passed."""
+        if self.ok:
+            return None
+        return self.failures[-1] if self.failures else "not generated"
+
 
 class PyxtalSampler:
     """PyXtal ``from_random`` with the exact group, species, counts and Wyckoff sites."""
