@@ -459,7 +459,8 @@ def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- the whole pipeline ---------------------------------------------------------------------------
-def _stage_cache(out: Path, name: str, key: str) -> Any | None:
+def _stage_cache(out: Path, name: str, key: str) -> dict[str, Any] | None:
+    """A finished stage's saved record (``items`` plus extras) if it was made with this key."""
     path = out / name
     if not path.is_file():
         return None
@@ -467,7 +468,7 @@ def _stage_cache(out: Path, name: str, key: str) -> Any | None:
         data = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    return data.get("items") if data.get("key") == key else None
+    return data if data.get("key") == key else None
 
 
 def _save_stage(out: Path, name: str, key: str, items: Any, **extra: Any) -> None:
@@ -505,7 +506,7 @@ def run_design(
     cached = _stage_cache(out, "constraints.json", key)
     run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
     if cached is not None:
-        run.constraints = [ConstraintChoice.model_validate(c) for c in cached]
+        run.constraints = [ConstraintChoice.model_validate(c) for c in cached["items"]]
         say(f"constraints: {len(run.constraints)} from the previous run in {out}")
     else:
         predictor = predictor or _load_predictor(settings)
@@ -522,7 +523,7 @@ def run_design(
     tick("structures", 0, request.n_candidates)
     cached = _stage_cache(out, "structures.json", key)
     if cached is not None:
-        run.structures = [GeneratedStructure.model_validate(s) for s in cached]
+        run.structures = [GeneratedStructure.model_validate(s) for s in cached["items"]]
     else:
         run.structures = generate_structures(run.constraints, request.n_candidates, out, settings, request)
         _save_stage(out, "structures.json", key, [s.model_dump() for s in run.structures])
@@ -538,8 +539,7 @@ def run_design(
         tick("pre-relaxation", 0, n_ok)
         cached = _stage_cache(out, "prerelax.json", key)
         if cached is not None:
-            run.prerelax = cached
-            run.prerelax_note = json.loads((out / "prerelax.json").read_text()).get("note", "")
+            run.prerelax, run.prerelax_note = cached["items"], cached.get("note", "")
         else:
             run.prerelax, run.prerelax_note = prerelax_structures(run.structures, out)
             _save_stage(out, "prerelax.json", key, run.prerelax, note=run.prerelax_note)
