@@ -239,7 +239,7 @@ def generate_structures(
     if not constraints:
         raise InputError("no constraints to realise")
     name, ckpt, _ = choose_sampler(settings)
-    sampler = make_sampler(name, checkpoint=ckpt, seed=settings.seed + start)
+    sampler = make_sampler(name, checkpoint=ckpt, seed=settings.seed + start, steps=config.DESIGN_DIFFUSION_STEPS)
     band_gap = request.band_gap.conditioning_value() if request.band_gap else None
     e_form = request.formation_energy.conditioning_value() if request.formation_energy else None
     chosen = slots_for(constraints, n, start)

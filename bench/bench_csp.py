@@ -9,7 +9,8 @@ Run from the repository root, e.g.
 Writes ``bench/results/csp_<name>_<sampler>.json`` (summary; per-crystal RMS values in
 ``.details.json`` beside it) and prints one line per sampler. 200 random crystals (``--seed 0``)
 and k=5 samples by default; ``--binary-ternary`` keeps only 2- and 3-element crystals (the MP-20
-subset the PyXtal reference figure was measured on).
+subset the PyXtal reference figure was measured on). ``--shard I/M`` runs every M-th selected
+crystal from the I-th (one process per core); ``--merge-shards M`` then writes the whole report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import sys
 from pathlib import Path
 
 import torch
-from xtalagent.structure_gen.evaluate import EVAL_K, EVAL_N_CRYSTALS, run_eval_csp, summary_line
+from xtalagent.structure_gen.evaluate import EVAL_K, EVAL_N_CRYSTALS, merge_shards, run_eval_csp, summary_line
+from xtalagent.structure_gen.samplers import DIFFUSION_TEMPERATURE
 
 
 def main() -> None:
@@ -33,13 +35,31 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=EVAL_K)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="diffusion denoising steps (default: sampler's)")
+    parser.add_argument(
+        "--temperature", type=float, default=DIFFUSION_TEMPERATURE, help="diffusion noise scale (1: exact reverse SDE)"
+    )
+    parser.add_argument(
+        "--shard", default=None, help="I/N: evaluate every N-th of the selected crystals from the I-th (0-based)"
+    )
+    parser.add_argument(
+        "--merge-shards", type=int, default=None, metavar="M", help="merge the M shard reports of --name, run nothing"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the diffusion sampler")
     parser.add_argument("--binary-ternary", action="store_true", help="keep only 2- and 3-element crystals")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.merge_shards:
+        for sampler in ("pyxtal", "diffusion") if args.sampler == "both" else (args.sampler,):
+            base = Path("bench/results") / f"csp_{args.name}_{sampler}"
+            parts = [f"{base}.shard{i}of{args.merge_shards}.json" for i in range(args.merge_shards)]
+            report = merge_shards(parts, f"{base}.json")
+            print(summary_line(f"{args.name} {sampler}", report["results"][sampler]), f"-> {base}.json", flush=True)
+        return
     samplers = ("pyxtal", "diffusion") if args.sampler == "both" else (args.sampler,)
+    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+    suffix = f".shard{shard[0]}of{shard[1]}" if shard else ""
     for sampler in samplers:
-        out = Path("bench/results") / f"csp_{args.name}_{sampler}.json"
+        out = Path("bench/results") / f"csp_{args.name}_{sampler}{suffix}.json"
         report = run_eval_csp(
             args.dataset,
             args.split,
@@ -51,6 +71,8 @@ def main() -> None:
             output=out,
             n_elements=(2, 3) if args.binary_ternary else None,
             steps=args.steps,
+            temperature=args.temperature,
+            shard=shard,
             meta={"command": "python bench/bench_csp.py " + " ".join(sys.argv[1:]), "threads": args.threads},
         )
         print(summary_line(f"{args.name} {sampler}", report["results"][sampler]), f"-> {out}", flush=True)

@@ -223,11 +223,15 @@ def structures_sample(
     checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     max_attempts: Annotated[int, typer.Option(help="retries for structures that fail the checks")] = 5,
+    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = config.DIFFUSION_SAMPLE_STEPS,
+    temperature: Annotated[
+        float, typer.Option(help="diffusion noise scale (1: exact reverse process; lower: likelier structures)")
+    ] = config.DIFFUSION_SAMPLE_TEMPERATURE,
 ) -> None:
     """Sample crystal structures that carry each symmetry constraint exactly (checked with spglib)."""
     from xtalagent.structure_gen.commands import sample_command
 
-    sample_command(constraints, n, output, sampler, checkpoint, seed, max_attempts, echo=out.print)
+    sample_command(constraints, n, output, sampler, checkpoint, seed, max_attempts, steps, temperature, echo=out.print)
 
 
 @structures_app.command("train")
@@ -249,6 +253,9 @@ def structures_train(
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+    init_from: Annotated[
+        Path | None, typer.Option(help="start from this checkpoint's weights (fresh optimiser and schedule)")
+    ] = None,
 ) -> None:
     """Train the symmetry-conditioned diffusion model (checkpoints, resume, validation match rate)."""
     from xtalagent.structure_gen.commands import train_command
@@ -270,6 +277,7 @@ def structures_train(
         resume,
         seed,
         threads,
+        init_from,
     )
     out.print(f"best checkpoint: {best}")
 
@@ -284,12 +292,26 @@ def structures_eval_csp(
     seed: Annotated[int, typer.Option()] = 0,
     checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="JSON report")] = Path("eval-csp.json"),
+    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = config.DIFFUSION_SAMPLE_STEPS,
+    temperature: Annotated[
+        float, typer.Option(help="diffusion noise scale (1: exact reverse process)")
+    ] = config.DIFFUSION_SAMPLE_TEMPERATURE,
 ) -> None:
     """Crystal structure prediction with the true constraints: match rate, RMSE, validity, speed."""
     from xtalagent.structure_gen.commands import eval_csp_command
 
     eval_csp_command(
-        dataset, None if split == "all" else split, sampler, n, k, seed, checkpoint, output, echo=out.print
+        dataset,
+        None if split == "all" else split,
+        sampler,
+        n,
+        k,
+        seed,
+        checkpoint,
+        output,
+        steps=steps,
+        temperature=temperature,
+        echo=out.print,
     )
 
 

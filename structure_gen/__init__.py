@@ -25,17 +25,32 @@ def sample(
     checkpoint: str | Path | None = None,
     seed: int | None = None,
     max_attempts: int | None = None,
+    steps: int | None = None,
+    temperature: float | None = None,
 ):
     """``n`` checked structures per constraint (dicts or SymmetryConstraint); list of ``Generated``.
 
     Entries whose every attempt failed have ``ok == False``, ``structure is None`` and the reasons
-    in ``failures``.
+    in ``failures``. ``steps`` and ``temperature`` tune the diffusion sampler (defaults in
+    ``xtalagent.config``).
     """
     from xtalagent.structure_gen.freeparams import check_constraint
-    from xtalagent.structure_gen.samplers import MAX_ATTEMPTS, generate, make_sampler
+    from xtalagent.structure_gen.samplers import (
+        DIFFUSION_STEPS,
+        DIFFUSION_TEMPERATURE,
+        MAX_ATTEMPTS,
+        generate,
+        make_sampler,
+    )
 
     checked = [check_constraint(c) for c in constraints]
-    chosen = make_sampler(sampler, checkpoint=checkpoint, seed=seed)
+    chosen = make_sampler(
+        sampler,
+        checkpoint=checkpoint,
+        seed=seed,
+        steps=steps or DIFFUSION_STEPS,
+        temperature=DIFFUSION_TEMPERATURE if temperature is None else temperature,
+    )
     return generate(checked, n=n, sampler=chosen, max_attempts=max_attempts or MAX_ATTEMPTS)
 
 

@@ -3,8 +3,10 @@
 A structure passes when spglib (at ``config.CHECK_SYMPREC``) finds exactly the requested space
 group and the requested Wyckoff sites (element + letter per orbit, up to the letter permutations of
 the group's Euclidean normaliser, e.g. 1a <-> 1b in Pm-3m), its shortest interatomic distance is
-above ``config.MIN_INTERATOMIC_DISTANCE`` and its volume per atom is inside
-``config.VOLUME_PER_ATOM_RANGE``.
+above ``config.MIN_INTERATOMIC_DISTANCE``, no two atoms are closer than
+``config.MIN_COVALENT_RATIO`` times the sum of their covalent radii (real crystals stay above it;
+generated cells below it are overlapping atoms, and were measured to match their target less than
+5 % of the time) and its volume per atom is inside ``config.VOLUME_PER_ATOM_RANGE``.
 """
 
 from __future__ import annotations
@@ -114,7 +116,31 @@ def min_distance(structure) -> float:
     return min(shortest, float(min(structure.lattice.abc)))
 
 
-def check_structure(structure, constraint: SymmetryConstraint, symprec: float = config.CHECK_SYMPREC) -> CheckResult:
+def _covalent_radius(symbol: str) -> float:
+    from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+
+    return float(CovalentRadius.radius.get(symbol, 1.5))
+
+
+def closest_contact(structure) -> tuple[float, str]:
+    """Smallest distance / (sum of covalent radii) over all atom pairs, and the pair that has it."""
+    if len(structure) < 2:
+        return float("inf"), ""
+    dm = np.array(structure.distance_matrix)
+    np.fill_diagonal(dm, np.inf)
+    symbols = [site.specie.symbol for site in structure]
+    radii = np.array([_covalent_radius(s) for s in symbols])
+    ratio = dm / (radii[:, None] + radii[None, :])
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+    return float(ratio[i, j]), f"{symbols[i]}-{symbols[j]} {dm[i, j]:.2f} Å"
+
+
+def check_structure(
+    structure,
+    constraint: SymmetryConstraint,
+    symprec: float = config.CHECK_SYMPREC,
+    min_covalent_ratio: float = config.MIN_COVALENT_RATIO,
+) -> CheckResult:
     """Re-detect symmetry and sites, measure distances and volume; list every failed check."""
     reasons: list[str] = []
     n = len(structure)
@@ -122,6 +148,10 @@ def check_structure(structure, constraint: SymmetryConstraint, symprec: float = 
     dmin = min_distance(structure) if n else 0.0
     if dmin < config.MIN_INTERATOMIC_DISTANCE:
         reasons.append(f"shortest distance {dmin:.3f} Å < {config.MIN_INTERATOMIC_DISTANCE} Å")
+    elif min_covalent_ratio > 0:
+        ratio, pair = closest_contact(structure)
+        if ratio < min_covalent_ratio:
+            reasons.append(f"atoms overlap: {pair} is {ratio:.2f} x their covalent radii (< {min_covalent_ratio})")
     low, high = config.VOLUME_PER_ATOM_RANGE
     if not low <= vpa <= high:
         reasons.append(f"volume per atom {vpa:.2f} Å^3 outside [{low}, {high}]")

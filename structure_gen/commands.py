@@ -11,7 +11,14 @@ from pathlib import Path
 
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.evaluate import EVAL_K, EVAL_N_CRYSTALS, run_eval_csp, summary_line
-from xtalagent.structure_gen.samplers import MAX_ATTEMPTS, SAMPLERS, generate, make_sampler
+from xtalagent.structure_gen.samplers import (
+    DIFFUSION_STEPS,
+    DIFFUSION_TEMPERATURE,
+    MAX_ATTEMPTS,
+    SAMPLERS,
+    generate,
+    make_sampler,
+)
 
 
 def sample_command(
@@ -22,6 +29,8 @@ def sample_command(
     checkpoint: Path | None = None,
     seed: int | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    steps: int | None = DIFFUSION_STEPS,
+    temperature: float = DIFFUSION_TEMPERATURE,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Sample ``n`` checked structures per constraint of a JSONL file; write CIFs + index to ``output``.
@@ -37,7 +46,9 @@ def sample_command(
         raise InputError("--max-attempts must be at least 1")
     entries = read_constraints(constraints)
     echo(f"{len(entries)} constraint(s) from {constraints}; sampling {n} each with {sampler}")
-    chosen = make_sampler(sampler, checkpoint=checkpoint, seed=seed)
+    if steps is not None and steps < 1:
+        raise InputError("--steps must be at least 1")
+    chosen = make_sampler(sampler, checkpoint=checkpoint, seed=seed, steps=steps, temperature=temperature)
     results = generate([e.constraint for e in entries], n=n, sampler=chosen, max_attempts=max_attempts)
     index, n_ok, n_failed = write_results(entries, results, output)
     echo(f"{n_ok} structure(s) written to {output} (index {index})")
@@ -63,6 +74,7 @@ def train_command(
     resume: bool = False,
     seed: int = 0,
     threads: int = 1,
+    init_from: Path | None = None,
 ) -> Path:
     """Train (or resume) the diffusion model on a labelled dataset; returns the best checkpoint path.
 
@@ -88,6 +100,7 @@ def train_command(
         resume=resume,
         seed=seed,
         threads=threads,
+        init_from=str(init_from) if init_from else None,
     )
     return train(cfg)
 
@@ -102,6 +115,8 @@ def eval_csp_command(
     checkpoint: Path | None = None,
     output: Path | None = None,
     max_atoms: int | None = None,
+    steps: int | None = DIFFUSION_STEPS,
+    temperature: float = DIFFUSION_TEMPERATURE,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """CSP with the true constraints of ``n`` random crystals of ``split``; writes JSON to ``output``.
@@ -115,7 +130,18 @@ def eval_csp_command(
             raise InputError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)} or both)")
     if k < 1:
         raise InputError("-k must be at least 1")
-    report = run_eval_csp(dataset, split, names, n=n, k=k, seed=seed, checkpoint=checkpoint, output=output)
+    report = run_eval_csp(
+        dataset,
+        split,
+        names,
+        n=n,
+        k=k,
+        seed=seed,
+        checkpoint=checkpoint,
+        output=output,
+        steps=steps,
+        temperature=temperature,
+    )
     for name, res in report["results"].items():
         echo(summary_line(name, res))
     if output:

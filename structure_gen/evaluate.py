@@ -20,7 +20,13 @@ import numpy as np
 from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.matching import MATCH_ANGLE_TOL, MATCH_LTOL, MATCH_STOL, matcher, rms_distance
-from xtalagent.structure_gen.samplers import DIFFUSION_STEPS, MAX_ATTEMPTS, generate, make_sampler
+from xtalagent.structure_gen.samplers import (
+    DIFFUSION_STEPS,
+    DIFFUSION_TEMPERATURE,
+    MAX_ATTEMPTS,
+    generate,
+    make_sampler,
+)
 
 #: Default number of test crystals and samples per crystal of ``eval-csp``.
 EVAL_N_CRYSTALS: int = config.CSP_EVAL_CRYSTALS
@@ -55,10 +61,18 @@ def select_records(
 
 
 def eval_csp(
-    records: list, sampler_name: str, k: int = EVAL_K, checkpoint=None, seed: int = 0, steps: int | None = None
+    records: list,
+    sampler_name: str,
+    k: int = EVAL_K,
+    checkpoint=None,
+    seed: int = 0,
+    steps: int | None = None,
+    temperature: float = DIFFUSION_TEMPERATURE,
 ) -> dict:
     """CSP metrics of one sampler on ``records`` (see module docstring)."""
-    sampler = make_sampler(sampler_name, checkpoint=checkpoint, seed=seed, steps=steps or DIFFUSION_STEPS)
+    sampler = make_sampler(
+        sampler_name, checkpoint=checkpoint, seed=seed, steps=steps or DIFFUSION_STEPS, temperature=temperature
+    )
     constraints = [r.constraint() for r in records]
     start = time.perf_counter()
     results = generate(constraints, n=k, sampler=sampler, max_attempts=MAX_ATTEMPTS)
@@ -119,12 +133,17 @@ def run_eval_csp(
     n_elements: tuple[int, ...] | None = None,
     meta: dict | None = None,
     steps: int | None = None,
+    temperature: float = DIFFUSION_TEMPERATURE,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Evaluate several samplers on the same crystals and write one JSON (without per-crystal rows
-    in the summary; they go to ``<output>.details.json``)."""
+    in the summary; they go to ``<output>.details.json``). ``shard=(i, m)`` keeps every m-th of
+    the selected crystals from the i-th, so m processes share one selection (:func:`merge_shards`)."""
     import torch
 
     records = select_records(dataset, split, n, seed, max_atoms, n_elements)
+    if shard:
+        records = records[shard[0] :: shard[1]]
     report = {
         "dataset": str(dataset),
         "split": split,
@@ -134,14 +153,16 @@ def run_eval_csp(
         "matcher": {"stol": MATCH_STOL, "angle_tol": MATCH_ANGLE_TOL, "ltol": MATCH_LTOL},
         "checkpoint": str(checkpoint) if checkpoint else None,
         "diffusion_steps": steps or DIFFUSION_STEPS,
+        "diffusion_temperature": temperature,
         "machine": {"python": platform.python_version(), "torch_threads": torch.get_num_threads()},
         "n_elements": list(n_elements) if n_elements else None,
+        "shard": list(shard) if shard else None,
         **(meta or {}),
         "results": {},
     }
     details = {}
     for name in samplers:
-        res = eval_csp(records, name, k=k, checkpoint=checkpoint, seed=seed, steps=steps)
+        res = eval_csp(records, name, k=k, checkpoint=checkpoint, seed=seed, steps=steps, temperature=temperature)
         details[name] = res.pop("per_crystal")
         report["results"][name] = res
     if output:
@@ -151,6 +172,62 @@ def run_eval_csp(
         write_json_atomic(out, report)
         write_json_atomic(out.with_suffix(".details.json"), details)
     return report
+
+
+def merge_shards(paths: list[str | Path], output: str | Path | None = None) -> dict:
+    """One report from the shard reports of one selection (``run_eval_csp(..., shard=(i, m))``).
+
+    Rates are recomputed from the per-crystal rows and the shards' counts, so the merged report
+    equals what one process would have measured on the whole selection (up to sampler randomness).
+    """
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    details = [json.loads(Path(p).with_suffix(".details.json").read_text()) for p in paths]
+    shards = sorted(tuple(r.get("shard") or ()) for r in reports)
+    m = len(reports)
+    if shards != [(i, m) for i in range(m)]:
+        raise InputError(f"expected shards 0/{m} .. {m - 1}/{m}, got {shards}")
+    merged = {k: v for k, v in reports[0].items() if k not in ("results", "shard", "n_crystals", "command")}
+    merged["n_crystals"] = sum(r["n_crystals"] for r in reports)
+    merged["commands"] = [r.get("command") for r in reports]
+    merged["results"], merged_details = {}, {}
+    for name in reports[0]["results"]:
+        res = [r["results"][name] for r in reports]
+        rows = [row for d in details for row in d[name]]
+        n, k = len(rows), res[0]["k"]
+        first = [row["rms"][0] for row in rows if row["rms"][0] is not None]
+        best = [min(x for x in row["rms"] if x is not None) for row in rows if any(x is not None for x in row["rms"])]
+        returned = sum(r["returned_fraction"] * r["n_crystals"] * k for r in res)
+        out = {
+            "sampler": name,
+            "n_crystals": n,
+            "k": k,
+            "match_rate_at_1": len(first) / n,
+            "rmse_at_1": float(np.mean(first)) if first else None,
+            f"match_rate_at_{k}": len(best) / n,
+            f"rmse_at_{k}": float(np.mean(best)) if best else None,
+            "validity_first_attempt": sum(r["validity_first_attempt"] * r["n_crystals"] for r in res) / n,
+            "returned_fraction": returned / (n * k),
+            "failed_after_retries": sum(r["failed_after_retries"] for r in res),
+            "symmetry_agreement_of_returned": (
+                sum(
+                    (r["symmetry_agreement_of_returned"] or 0) * r["returned_fraction"] * r["n_crystals"] * k
+                    for r in res
+                )
+                / returned
+                if returned
+                else None
+            ),
+            "seconds_per_structure": sum(r["generation_seconds"] for r in res) / max(returned, 1),
+            "generation_seconds": round(sum(r["generation_seconds"] for r in res), 1),
+        }
+        merged["results"][name] = out
+        merged_details[name] = rows
+    if output:
+        from xtalagent.io import write_json_atomic
+
+        write_json_atomic(Path(output), merged)
+        write_json_atomic(Path(output).with_suffix(".details.json"), merged_details)
+    return merged
 
 
 def summary_line(name: str, res: dict) -> str:

@@ -32,6 +32,8 @@ DIFFUSION_BATCH_ATOMS: int = config.DIFFUSION_BATCH_ATOMS
 SAMPLERS: tuple[str, ...] = ("diffusion", "pyxtal")
 #: Denoising steps of the diffusion sampler (respaced from the training schedule; None: all).
 DIFFUSION_STEPS: int | None = config.DIFFUSION_SAMPLE_STEPS
+#: Noise scale of the reverse process (1: exact; below 1: sharper, towards the likeliest structures).
+DIFFUSION_TEMPERATURE: float = config.DIFFUSION_SAMPLE_TEMPERATURE
 
 
 @dataclass
@@ -115,6 +117,7 @@ class DiffusionSampler:
         model=None,
         seed: int | None = None,
         steps: int | None = DIFFUSION_STEPS,
+        temperature: float = DIFFUSION_TEMPERATURE,
     ) -> None:
         import torch
         from xtalagent.structure_gen.train import load_model
@@ -124,8 +127,11 @@ class DiffusionSampler:
             if not path.exists():
                 raise InputError(f"diffusion checkpoint {path} not found")
             model = load_model(path)
+        if not 0.0 <= temperature <= 2.0:
+            raise InputError(f"diffusion temperature must be in [0, 2], got {temperature}")
         self.model = model
         self.steps = steps
+        self.temperature = temperature
         self.generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(time.time_ns() % 2**31))
 
     def propose(self, constraints: list[SymmetryConstraint]) -> list:
@@ -146,7 +152,9 @@ class DiffusionSampler:
                 end += 1
             chunk = examples[start:end]
             batch = collate(chunk)
-            lat, free = self.model.sample(batch, generator=self.generator, steps=self.steps)
+            lat, free = self.model.sample(
+                batch, generator=self.generator, steps=self.steps, temperature=self.temperature
+            )
             lat, free = lat.numpy(), free.numpy()
             offset = 0
             for j, ex in enumerate(chunk):
@@ -170,13 +178,17 @@ def default_checkpoint() -> Path:
 
 
 def make_sampler(
-    name: str, checkpoint: str | Path | None = None, seed: int | None = None, steps: int | None = DIFFUSION_STEPS
+    name: str,
+    checkpoint: str | Path | None = None,
+    seed: int | None = None,
+    steps: int | None = DIFFUSION_STEPS,
+    temperature: float = DIFFUSION_TEMPERATURE,
 ):
     """A sampler by name (``diffusion`` or ``pyxtal``)."""
     if name == "pyxtal":
         return PyxtalSampler(seed=seed)
     if name == "diffusion":
-        return DiffusionSampler(checkpoint=checkpoint, seed=seed, steps=steps)
+        return DiffusionSampler(checkpoint=checkpoint, seed=seed, steps=steps, temperature=temperature)
     raise InputError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
 
 

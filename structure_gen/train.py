@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1
     resume: bool = False
+    init_from: str | None = None  # start from these weights (slim or full checkpoint), fresh optimiser
     history: list = field(default_factory=list)
 
 
@@ -161,6 +162,11 @@ def train(cfg: TrainConfig) -> Path:
     examples, val_records, _ = load_examples(cfg)
     print(f"{len(examples)} training crystals, {len(val_records)} validation crystals", flush=True)
     model = build_model(cfg, examples)
+    if cfg.init_from and not (cfg.resume and ckpt_path.exists()):
+        # continue training a shipped model: its architecture and lattice statistics come with it
+        model = load_model(cfg.init_from)
+        model.train()
+        print(f"initialised from {cfg.init_from}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -1.0
     if cfg.resume and ckpt_path.exists():

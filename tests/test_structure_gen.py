@@ -258,3 +258,98 @@ def test_diffusion_samples_carry_the_requested_symmetry(fixture_dataset, tmp_pat
         else:
             assert res.structure is None and res.failures
     assert any(r.ok for r in results)
+
+
+def test_checks_reject_overlapping_atoms() -> None:
+    """Atoms closer than MIN_COVALENT_RATIO x their covalent radii are refused, real NaCl is not."""
+    from xtalagent import config
+    from xtalagent.structure_gen.checks import closest_contact
+
+    nacl = SymmetryConstraint(
+        spacegroup=225, sites=[{"element": "Na", "wyckoff": "4a"}, {"element": "Cl", "wyckoff": "4b"}]
+    )
+    real = build_structure(nacl, [5.64] * 3 + [90] * 3, [[], []])
+    ratio, pair = closest_contact(real)
+    assert ratio > 1.0 and pair.startswith("Na-Cl")
+    squeezed = build_structure(nacl, [3.0] * 3 + [90] * 3, [[], []])  # Na-Cl 1.50 Å: above 0.5 Å, still overlap
+    result = check_structure(squeezed, nacl)
+    assert not result.ok and result.min_distance > config.MIN_INTERATOMIC_DISTANCE
+    assert any("overlap" in r for r in result.reasons) and len(result.reasons) == 1
+    assert check_structure(squeezed, nacl, min_covalent_ratio=0.0).ok
+
+
+def test_sampling_temperature_scales_the_injected_noise(fixture_dataset) -> None:
+    from xtalagent.data import load_records
+    from xtalagent.structure_gen.featurize import collate, example_from_constraint, example_from_record
+    from xtalagent.structure_gen.samplers import DiffusionSampler
+
+    records = load_records(fixture_dataset)[:3]
+    model = _tiny_model([example_from_record(r) for r in records])
+    model.eval()
+    batch = collate([example_from_constraint(r.constraint()) for r in records])
+
+    def draw(temperature: float) -> torch.Tensor:
+        lat, free = model.sample(batch, generator=torch.Generator().manual_seed(7), temperature=temperature)
+        return torch.cat([lat.flatten(), free.flatten()])
+
+    assert torch.equal(draw(0.5), draw(0.5))
+    assert not torch.allclose(draw(0.0), draw(1.0))
+    with pytest.raises(InputError, match="temperature"):
+        DiffusionSampler(model=model, temperature=-1.0)
+
+
+def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None:
+    """init_from loads the weights (here with lr 0, so they come out unchanged) with a fresh optimiser."""
+    from xtalagent.data import load_records
+    from xtalagent.structure_gen.featurize import example_from_record
+    from xtalagent.structure_gen.train import TrainConfig, load_model, save_slim, train
+
+    records = [r for r in load_records(fixture_dataset) if r.natoms <= 16][:4]
+    start = _tiny_model([example_from_record(r) for r in records])
+    save_slim(start, tmp_path / "start.pt")
+    cfg = TrainConfig(
+        data=str(fixture_dataset),
+        out_dir=str(tmp_path / "run"),
+        init_from=str(tmp_path / "start.pt"),
+        lr=0.0,
+        max_steps=2,
+        batch_size=2,
+        max_atoms=16,
+        eval_every=0,
+        val_fraction=0.0,
+    )
+    best = load_model(train(cfg))
+    assert best.cfg.hidden == 32  # the checkpoint's architecture, not TrainConfig's default
+    for (name, a), b in zip(start.state_dict().items(), best.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_shard_reports_merge_into_one(tmp_path) -> None:
+    from xtalagent.structure_gen.evaluate import merge_shards
+
+    def shard(i: int, rms: list) -> str:
+        rows = [{"id": f"c{i}{j}", "spacegroup": 225, "formula": "NaCl", "rms": [x]} for j, x in enumerate(rms)]
+        n, hits = len(rms), [x for x in rms if x is not None]
+        res = {
+            "sampler": "pyxtal",
+            "n_crystals": n,
+            "k": 1,
+            "match_rate_at_1": len(hits) / n,
+            "validity_first_attempt": 1.0,
+            "returned_fraction": 1.0,
+            "failed_after_retries": 0,
+            "symmetry_agreement_of_returned": 1.0,
+            "generation_seconds": 2.0 * n,
+        }
+        path = tmp_path / f"r.shard{i}of2.json"
+        path.write_text(json.dumps({"n_crystals": n, "shard": [i, 2], "command": "x", "results": {"pyxtal": res}}))
+        path.with_suffix(".details.json").write_text(json.dumps({"pyxtal": rows}))
+        return str(path)
+
+    merged = merge_shards([shard(0, [0.1, None, 0.3]), shard(1, [None])], tmp_path / "r.json")
+    res = merged["results"]["pyxtal"]
+    assert merged["n_crystals"] == 4 and res["match_rate_at_1"] == 0.5 and abs(res["rmse_at_1"] - 0.2) < 1e-12
+    assert res["seconds_per_structure"] == 2.0
+    assert len(json.loads((tmp_path / "r.details.json").read_text())["pyxtal"]) == 4
+    with pytest.raises(InputError, match="shards"):
+        merge_shards([shard(0, [0.1])])
