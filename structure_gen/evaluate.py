@@ -79,7 +79,6 @@ def eval_csp(
     gen_seconds = time.perf_counter() - start
     sm = matcher()
     per_crystal = []
-    rms1, rmsk = [], []
     first_ok = returned = sym_ok = failed = 0
     for i, rec in enumerate(records):
         mine = results[i * k : (i + 1) * k]
@@ -94,22 +93,11 @@ def eval_csp(
             else:
                 failed += 1
                 dists.append(None)
-        if dists[0] is not None:
-            rms1.append(dists[0])
-        hits = [d for d in dists if d is not None]
-        if hits:
-            rmsk.append(min(hits))
         per_crystal.append({"id": rec.id, "spacegroup": rec.spacegroup, "formula": rec.formula, "rms": dists})
-    n = len(records)
-    total = n * k
+    total = len(records) * k
     return {
         "sampler": sampler_name,
-        "n_crystals": n,
-        "k": k,
-        "match_rate_at_1": len(rms1) / n,
-        "rmse_at_1": float(np.mean(rms1)) if rms1 else None,
-        f"match_rate_at_{k}": len(rmsk) / n,
-        f"rmse_at_{k}": float(np.mean(rmsk)) if rmsk else None,
+        **match_rates(per_crystal, k),
         "validity_first_attempt": first_ok / total,
         "returned_fraction": returned / total,
         "failed_after_retries": failed,
@@ -117,6 +105,23 @@ def eval_csp(
         "seconds_per_structure": gen_seconds / max(returned, 1),
         "generation_seconds": round(gen_seconds, 1),
         "per_crystal": per_crystal,
+    }
+
+
+def match_rates(per_crystal: list[dict], k: int) -> dict:
+    """Match rate and mean RMSE of the first sample and of the best of ``k``, from per-crystal rows."""
+    first = [row["rms"][0] for row in per_crystal if row["rms"][0] is not None]
+    best = [
+        min(x for x in row["rms"] if x is not None) for row in per_crystal if any(x is not None for x in row["rms"])
+    ]
+    n = len(per_crystal)
+    return {
+        "n_crystals": n,
+        "k": k,
+        "match_rate_at_1": len(first) / n,
+        "rmse_at_1": float(np.mean(first)) if first else None,
+        f"match_rate_at_{k}": len(best) / n,
+        f"rmse_at_{k}": float(np.mean(best)) if best else None,
     }
 
 
@@ -194,29 +199,17 @@ def merge_shards(paths: list[str | Path], output: str | Path | None = None) -> d
         res = [r["results"][name] for r in reports]
         rows = [row for d in details for row in d[name]]
         n, k = len(rows), res[0]["k"]
-        first = [row["rms"][0] for row in rows if row["rms"][0] is not None]
-        best = [min(x for x in row["rms"] if x is not None) for row in rows if any(x is not None for x in row["rms"])]
         returned = sum(r["returned_fraction"] * r["n_crystals"] * k for r in res)
+        sym_ok = sum(
+            (r["symmetry_agreement_of_returned"] or 0) * r["returned_fraction"] * r["n_crystals"] * k for r in res
+        )
         out = {
             "sampler": name,
-            "n_crystals": n,
-            "k": k,
-            "match_rate_at_1": len(first) / n,
-            "rmse_at_1": float(np.mean(first)) if first else None,
-            f"match_rate_at_{k}": len(best) / n,
-            f"rmse_at_{k}": float(np.mean(best)) if best else None,
+            **match_rates(rows, k),
             "validity_first_attempt": sum(r["validity_first_attempt"] * r["n_crystals"] for r in res) / n,
             "returned_fraction": returned / (n * k),
             "failed_after_retries": sum(r["failed_after_retries"] for r in res),
-            "symmetry_agreement_of_returned": (
-                sum(
-                    (r["symmetry_agreement_of_returned"] or 0) * r["returned_fraction"] * r["n_crystals"] * k
-                    for r in res
-                )
-                / returned
-                if returned
-                else None
-            ),
+            "symmetry_agreement_of_returned": sym_ok / returned if returned else None,
             "seconds_per_structure": sum(r["generation_seconds"] for r in res) / max(returned, 1),
             "generation_seconds": round(sum(r["generation_seconds"] for r in res), 1),
         }

@@ -353,3 +353,22 @@ def test_shard_reports_merge_into_one(tmp_path) -> None:
     assert len(json.loads((tmp_path / "r.details.json").read_text())["pyxtal"]) == 4
     with pytest.raises(InputError, match="shards"):
         merge_shards([shard(0, [0.1])])
+
+
+def test_eval_csp_report_and_shards(fixture_dataset, tmp_path) -> None:
+    """The CSP report on fixture crystals: rates in range, per-crystal rows beside it, shards split the selection."""
+    from xtalagent.structure_gen.evaluate import run_eval_csp
+
+    whole = run_eval_csp(fixture_dataset, None, ("pyxtal",), n=5, k=2, seed=0, max_atoms=12, output=tmp_path / "r.json")
+    res = whole["results"]["pyxtal"]
+    assert res["n_crystals"] == 5 and 0.0 <= res["match_rate_at_1"] <= res["match_rate_at_2"] <= 1.0
+    assert res["symmetry_agreement_of_returned"] in (None, 1.0)
+    rows = json.loads((tmp_path / "r.details.json").read_text())["pyxtal"]
+    assert len(rows) == 5 and all(len(row["rms"]) == 2 for row in rows)
+    ids = [row["id"] for row in rows]
+    for i in (0, 1):
+        out = tmp_path / f"s{i}.json"
+        half = run_eval_csp(fixture_dataset, None, ("pyxtal",), n=5, k=1, max_atoms=12, shard=(i, 2), output=out)
+        assert half["shard"] == [i, 2] and half["results"]["pyxtal"]["n_crystals"] == (3, 2)[i]
+        # the shards are the even and the odd crystals of the same selection
+        assert [row["id"] for row in json.loads(out.with_suffix(".details.json").read_text())["pyxtal"]] == ids[i::2]
