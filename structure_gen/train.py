@@ -162,6 +162,8 @@ def train(cfg: TrainConfig) -> Path:
     examples, val_records, _ = load_examples(cfg)
     print(f"{len(examples)} training crystals, {len(val_records)} validation crystals", flush=True)
     model = build_model(cfg, examples)
+    if cfg.init_from and not Path(cfg.init_from).exists():
+        raise InputError(f"--init-from checkpoint {cfg.init_from} not found")
     if cfg.init_from and not (cfg.resume and ckpt_path.exists()):
         # continue training a shipped model: its architecture and lattice statistics come with it
         model = load_model(cfg.init_from)

@@ -318,6 +318,8 @@ def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None
         eval_every=0,
         val_fraction=0.0,
     )
+    with pytest.raises(InputError, match="not found"):
+        train(TrainConfig(data=str(fixture_dataset), out_dir=str(tmp_path / "x"), init_from=str(tmp_path / "no.pt")))
     best = load_model(train(cfg))
     assert best.cfg.hidden == 32  # the checkpoint's architecture, not TrainConfig's default
     for (name, a), b in zip(start.state_dict().items(), best.state_dict().values()):
