@@ -105,15 +105,20 @@ def _pyxtal_sites(structure, symprec: float) -> tuple[int, list[tuple[str, str]]
     return label.spacegroup, [(s.element, s.wyckoff.letter) for s in label.sites]
 
 
-def min_distance(structure) -> float:
+def _pair_distances(structure) -> np.ndarray:
+    """Shortest periodic distance (Å) of every atom pair, inf on the diagonal."""
+    dm = np.array(structure.distance_matrix)
+    np.fill_diagonal(dm, np.inf)
+    return dm
+
+
+def min_distance(structure, pair_distances: np.ndarray | None = None) -> float:
     """Shortest interatomic distance (Å) including periodic images; inf for one atom."""
     if len(structure) < 2:
         lat = structure.lattice
         return float(min(lat.abc))
-    dm = structure.distance_matrix
-    np.fill_diagonal(dm, np.inf)
-    shortest = float(dm.min())
-    return min(shortest, float(min(structure.lattice.abc)))
+    dm = _pair_distances(structure) if pair_distances is None else pair_distances
+    return min(float(dm.min()), float(min(structure.lattice.abc)))
 
 
 def _covalent_radius(symbol: str) -> float:
@@ -122,12 +127,11 @@ def _covalent_radius(symbol: str) -> float:
     return float(CovalentRadius.radius.get(symbol, 1.5))
 
 
-def closest_contact(structure) -> tuple[float, str]:
+def closest_contact(structure, pair_distances: np.ndarray | None = None) -> tuple[float, str]:
     """Smallest distance / (sum of covalent radii) over all atom pairs, and the pair that has it."""
     if len(structure) < 2:
         return float("inf"), ""
-    dm = np.array(structure.distance_matrix)
-    np.fill_diagonal(dm, np.inf)
+    dm = _pair_distances(structure) if pair_distances is None else pair_distances
     symbols = [site.specie.symbol for site in structure]
     radii = np.array([_covalent_radius(s) for s in symbols])
     ratio = dm / (radii[:, None] + radii[None, :])
@@ -145,11 +149,12 @@ def check_structure(
     reasons: list[str] = []
     n = len(structure)
     vpa = float(structure.volume / n) if n else float("nan")
-    dmin = min_distance(structure) if n else 0.0
+    pairs = _pair_distances(structure) if n > 1 else None
+    dmin = min_distance(structure, pairs) if n else 0.0
     if dmin < config.MIN_INTERATOMIC_DISTANCE:
         reasons.append(f"shortest distance {dmin:.3f} Å < {config.MIN_INTERATOMIC_DISTANCE} Å")
     elif min_covalent_ratio > 0:
-        ratio, pair = closest_contact(structure)
+        ratio, pair = closest_contact(structure, pairs)
         if ratio < min_covalent_ratio:
             reasons.append(f"atoms overlap: {pair} is {ratio:.2f} x their covalent radii (< {min_covalent_ratio})")
     low, high = config.VOLUME_PER_ATOM_RANGE
