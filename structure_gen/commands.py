@@ -46,8 +46,6 @@ def sample_command(
         raise InputError("--max-attempts must be at least 1")
     entries = read_constraints(constraints)
     echo(f"{len(entries)} constraint(s) from {constraints}; sampling {n} each with {sampler}")
-    if steps is not None and steps < 1:
-        raise InputError("--steps must be at least 1")
     chosen = make_sampler(sampler, checkpoint=checkpoint, seed=seed, steps=steps, temperature=temperature)
     results = generate([e.constraint for e in entries], n=n, sampler=chosen, max_attempts=max_attempts)
     index, n_ok, n_failed = write_results(entries, results, output)

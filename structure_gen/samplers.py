@@ -127,6 +127,8 @@ class DiffusionSampler:
             if not path.exists():
                 raise InputError(f"diffusion checkpoint {path} not found")
             model = load_model(path)
+        if steps is not None and steps < 1:
+            raise InputError(f"diffusion steps must be at least 1, got {steps}")
         if not 0.0 <= temperature <= 2.0:
             raise InputError(f"diffusion temperature must be in [0, 2], got {temperature}")
         self.model = model

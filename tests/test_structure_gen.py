@@ -296,6 +296,8 @@ def test_sampling_temperature_scales_the_injected_noise(fixture_dataset) -> None
     assert not torch.allclose(draw(0.0), draw(1.0))
     with pytest.raises(InputError, match="temperature"):
         DiffusionSampler(model=model, temperature=-1.0)
+    with pytest.raises(InputError, match="steps"):
+        DiffusionSampler(model=model, steps=0)
 
 
 def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None:
