@@ -63,18 +63,19 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--properties", default="band_gap")
     parser.add_argument("--subset", type=int, default=100)
+    parser.add_argument("--tag", default="", help="suffix of the results folder, e.g. for a candidate model")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.part == "latency":
         result = latency(args.dataset, args.model)
-        target = RESULTS / "constraints_latency.json"
+        target = RESULTS / f"constraints_latency{args.tag}.json"
     elif args.part == "full":
         props = args.properties.split(",")
-        out = RESULTS / f"constraints_full_{'_'.join(props)}"
+        out = RESULTS / f"constraints_full_{'_'.join(props)}{args.tag}"
         result = run_constraint_eval(args.dataset, "val", out, None, ["formula"], props, 5, args.model, decode_k=1)
         target = out / "constraints_eval.json"
     else:
-        out = RESULTS / "constraints_patterns"
+        out = RESULTS / f"constraints_patterns{args.tag}"
         result = run_constraint_eval(
             args.dataset,
             "val",

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from xtalagent import config
-from xtalagent.errors import XtalAgentError, validation_message
+from xtalagent.errors import InputError, XtalAgentError, validation_message
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -194,10 +194,23 @@ def finetune(
     lora_r: Annotated[int, typer.Option()] = 16,
     threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
     limit: Annotated[int | None, typer.Option(help="use only N training crystals")] = None,
+    base_hidden: Annotated[int, typer.Option(help="hidden size of the compact base (a multiple of 64)")] = 128,
+    base_layers: Annotated[int, typer.Option(help="transformer layers of the compact base")] = 4,
 ) -> None:
     """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
+    from xtalagent.finetune.train import BaseModelConfig
     from xtalagent.finetune.workflow import run_finetune
 
+    if base_hidden < 64 or base_hidden % 64:
+        raise InputError(f"--base-hidden must be a positive multiple of 64 (head dimension 64), got {base_hidden}")
+    if base_layers < 1:
+        raise InputError(f"--base-layers must be at least 1, got {base_layers}")
+    base_config = BaseModelConfig(
+        hidden_size=base_hidden,
+        num_layers=base_layers,
+        num_heads=base_hidden // 64,
+        intermediate_size=3 * base_hidden,
+    )
     folder = run_finetune(
         dataset,
         output,
@@ -210,6 +223,7 @@ def finetune(
         lora_r,
         threads,
         limit,
+        base_config,
     )
     out.print(f"[green]constraint model ready[/] -> {folder}")
 
@@ -429,7 +443,6 @@ def chat(
     """Talk to the design agent in the terminal; it keeps context across turns and saves the transcript."""
     from xtalagent.agent.chat import chat_loop, console_events, make_agent
     from xtalagent.agent.pipeline import DesignSettings
-    from xtalagent.errors import InputError
     from xtalagent.tools.potentials import limit_threads
 
     limit_threads(threads)

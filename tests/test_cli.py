@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from xtalagent.cli import main
 
@@ -31,3 +33,21 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, fixtures, capsys, n
     assert code == 1
     assert message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+@pytest.mark.parametrize("option, value", [("--base-hidden", "100"), ("--base-hidden", "0"), ("--base-layers", "0")])
+def test_finetune_refuses_an_impossible_base_size(tmp_path, fixtures, capsys, option, value):
+    code = main(["finetune", str(fixtures / "crystals.csv"), "-o", str(tmp_path / "m"), option, value])
+    err = capsys.readouterr().err
+    assert code == 1 and option in err and "Traceback" not in err
+    assert not (tmp_path / "m" / "base").exists()
+
+
+def test_finetune_base_size_reaches_the_saved_model(tmp_path, fixtures):
+    out = tmp_path / "m"
+    args = ["finetune", str(fixtures / "crystals.csv"), "-o", str(out), "--stages", "sg", "--epochs", "1"]
+    args += ["--base-epochs", "1", "--limit", "8", "--batch-size", "8", "--base-hidden", "64", "--base-layers", "1"]
+    assert main(args) == 0
+    config = json.loads((out / "base" / "config.json").read_text())
+    assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"]) == (64, 1, 1)
+    assert (out / "sg" / "adapter_config.json").exists() and not (out / "wyckoff").exists()
