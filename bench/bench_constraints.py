@@ -7,10 +7,11 @@ Run from the repository root after `python bench/bench_data_build.py`; each part
     python bench/bench_constraints.py full --properties band_gap          # whole split
     python bench/bench_constraints.py full --properties formation_energy  # whole split
     python bench/bench_constraints.py patterns --subset 100               # all patterns x properties
+    python bench/bench_constraints.py full --patterns elements --properties formation_energy,none --subset 300
 
-`full`: full-formula requests for every val crystal that has the property: space-group accuracy
-(top-1, top-5, frequent+other), Wyckoff accuracy given the group, validity and composition
-consistency of the decoded top-1 candidate, and both baselines.
+`full`: full-formula requests (or `--patterns`) for every val crystal that has the property (or a
+random `--subset`): space-group accuracy (top-1, top-5, frequent+other), Wyckoff accuracy given
+the group, validity and composition consistency of the decoded top-1 candidate, both baselines.
 `patterns`: a random subset, patterns formula / elements / composition x band gap / formation
 energy / none, top-5 candidates decoded and checked.
 `latency`: median ms per request (top-1 and top-5) and requests/s, one request after another.
@@ -62,7 +63,8 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--properties", default="band_gap")
-    parser.add_argument("--subset", type=int, default=100)
+    parser.add_argument("--subset", type=int, default=None, help="val crystals (full: all; patterns: 100)")
+    parser.add_argument("--patterns", default="formula", help="full only: comma-separated request patterns")
     parser.add_argument("--tag", default="", help="suffix of the results folder, e.g. for a candidate model")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -70,9 +72,11 @@ def main() -> None:
         result = latency(args.dataset, args.model)
         target = RESULTS / f"constraints_latency{args.tag}.json"
     elif args.part == "full":
-        props = args.properties.split(",")
-        out = RESULTS / f"constraints_full_{'_'.join(props)}{args.tag}"
-        result = run_constraint_eval(args.dataset, "val", out, None, ["formula"], props, 5, args.model, decode_k=1)
+        props, patterns = args.properties.split(","), args.patterns.split(",")
+        prefix = "" if patterns == ["formula"] else "_".join(patterns) + "_"
+        size = f"_{args.subset}" if args.subset else ""
+        out = RESULTS / f"constraints_full_{prefix}{'_'.join(props)}{size}{args.tag}"
+        result = run_constraint_eval(args.dataset, "val", out, args.subset, patterns, props, 5, args.model, decode_k=1)
         target = out / "constraints_eval.json"
     else:
         out = RESULTS / f"constraints_patterns{args.tag}"
@@ -80,7 +84,7 @@ def main() -> None:
             args.dataset,
             "val",
             out,
-            args.subset,
+            args.subset or 100,
             ["formula", "elements", "composition"],
             ["band_gap", "formation_energy", "none"],
             5,
