@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from xtalagent import config
-from xtalagent.errors import InputError, XtalAgentError, validation_message
+from xtalagent.errors import XtalAgentError, validation_message
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -201,16 +201,7 @@ def finetune(
     from xtalagent.finetune.train import BaseModelConfig
     from xtalagent.finetune.workflow import run_finetune
 
-    if base_hidden < 64 or base_hidden % 64:
-        raise InputError(f"--base-hidden must be a positive multiple of 64 (head dimension 64), got {base_hidden}")
-    if base_layers < 1:
-        raise InputError(f"--base-layers must be at least 1, got {base_layers}")
-    base_config = BaseModelConfig(
-        hidden_size=base_hidden,
-        num_layers=base_layers,
-        num_heads=base_hidden // 64,
-        intermediate_size=3 * base_hidden,
-    )
+    base_config = BaseModelConfig.sized(base_hidden, base_layers)
     folder = run_finetune(
         dataset,
         output,
@@ -443,6 +434,7 @@ def chat(
     """Talk to the design agent in the terminal; it keeps context across turns and saves the transcript."""
     from xtalagent.agent.chat import chat_loop, console_events, make_agent
     from xtalagent.agent.pipeline import DesignSettings
+    from xtalagent.errors import InputError
     from xtalagent.tools.potentials import limit_threads
 
     limit_threads(threads)

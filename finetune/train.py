@@ -38,6 +38,15 @@ class BaseModelConfig:
     intermediate_size: int = 384
     max_position_embeddings: int = 512
 
+    @classmethod
+    def sized(cls, hidden_size: int, num_layers: int) -> BaseModelConfig:
+        """A base of another size with the same shape rules: 64-wide heads, a 3x wide MLP."""
+        if hidden_size < 64 or hidden_size % 64:
+            raise InputError(f"base hidden size must be a positive multiple of 64 (the head size), got {hidden_size}")
+        if num_layers < 1:
+            raise InputError(f"base layers must be at least 1, got {num_layers}")
+        return cls(hidden_size, num_layers, hidden_size // 64, 3 * hidden_size)
+
 
 @dataclass
 class TrainConfig:

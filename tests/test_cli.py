@@ -39,7 +39,7 @@ def test_bad_input_gives_one_line_and_nonzero_exit(tmp_path, fixtures, capsys, n
 def test_finetune_refuses_an_impossible_base_size(tmp_path, fixtures, capsys, option, value):
     code = main(["finetune", str(fixtures / "crystals.csv"), "-o", str(tmp_path / "m"), option, value])
     err = capsys.readouterr().err
-    assert code == 1 and option in err and "Traceback" not in err
+    assert code == 1 and "base" in err and value in err and "Traceback" not in err
     assert not (tmp_path / "m" / "base").exists()
 
 
