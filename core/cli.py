@@ -194,8 +194,12 @@ def finetune(
     lora_r: Annotated[int, typer.Option()] = 16,
     threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
     limit: Annotated[int | None, typer.Option(help="use only N training crystals")] = None,
-    base_hidden: Annotated[int, typer.Option(help="hidden size of the compact base (a multiple of 64)")] = 128,
-    base_layers: Annotated[int, typer.Option(help="transformer layers of the compact base")] = 4,
+    base_hidden: Annotated[int, typer.Option(help="hidden size of the compact base (a multiple of 64)")] = (
+        config.CONSTRAINT_BASE_HIDDEN
+    ),
+    base_layers: Annotated[int, typer.Option(help="transformer layers of the compact base")] = (
+        config.CONSTRAINT_BASE_LAYERS
+    ),
 ) -> None:
     """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
     from xtalagent.finetune.train import BaseModelConfig

@@ -56,6 +56,10 @@ def n_workers() -> int:
 CONSTRAINT_MODEL_DIR: Path = Path(find_spec("xtalagent.finetune").origin).parent / "checkpoints" / "default"
 #: Candidates returned per request by default.
 CONSTRAINT_TOP_K: int = 5
+#: Size of the compact base LM that ``xtalagent finetune`` pretrains when no ``--base-model`` is
+#: given (heads are 64 wide, as vLLM's CPU attention needs; the MLP is 3x the hidden size).
+CONSTRAINT_BASE_HIDDEN: int = 128
+CONSTRAINT_BASE_LAYERS: int = 4
 
 # --- screening: potentials, relaxation, stability (issue #5) -------------------------------------
 #: CHGNet checkpoint used when MatterSim's is not present (weights ship inside the chgnet wheel).

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.finetune.examples import Example, build_examples, pretraining_text
 from xtalagent.records import CrystalRecord
@@ -32,10 +33,10 @@ from xtalagent.records import CrystalRecord
 class BaseModelConfig:
     """Size of the embedded base model; head_dim 64 so vLLM's CPU attention can serve it."""
 
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 2
-    intermediate_size: int = 384
+    hidden_size: int = config.CONSTRAINT_BASE_HIDDEN
+    num_layers: int = config.CONSTRAINT_BASE_LAYERS
+    num_heads: int = config.CONSTRAINT_BASE_HIDDEN // 64
+    intermediate_size: int = 3 * config.CONSTRAINT_BASE_HIDDEN
     max_position_embeddings: int = 512
 
     @classmethod
