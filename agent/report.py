@@ -71,7 +71,12 @@ def report_text(run: DesignRun) -> str:
     out += ["", "## What was tried", ""]
     out.append(
         f"1. **Constraints** ({run.constraint_model} constraint model, two stages: space group, then Wyckoff "
-        f"sites): {len(run.constraints)} candidate(s), best first — the score is the model's log-probability."
+        f"sites): {len(run.constraints)} candidate(s), best first — the score is the model's log-probability"
+        + (
+            " plus the log-weight of the answers of the most similar known crystals (neighbour prior)."
+            if run.constraint_prior
+            else "."
+        )
     )
     for c in run.constraints:
         out.append(f"   - {c.id}: {c.label()} (score {c.score:.2f})")

@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=None, help="val crystals (full: all; patterns: 100)")
     parser.add_argument("--patterns", default="formula", help="full only: comma-separated request patterns")
     parser.add_argument("--tag", default="", help="suffix of the results folder, e.g. for a candidate model")
+    parser.add_argument("--no-prior", action="store_true", help="stage 1 from the language model alone")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.part == "latency":
@@ -76,7 +77,18 @@ def main() -> None:
         prefix = "" if patterns == ["formula"] else "_".join(patterns) + "_"
         size = f"_{args.subset}" if args.subset else ""
         out = RESULTS / f"constraints_full_{prefix}{'_'.join(props)}{size}{args.tag}"
-        result = run_constraint_eval(args.dataset, "val", out, args.subset, patterns, props, 5, args.model, decode_k=1)
+        result = run_constraint_eval(
+            args.dataset,
+            "val",
+            out,
+            args.subset,
+            patterns,
+            props,
+            5,
+            args.model,
+            decode_k=1,
+            use_prior=not args.no_prior,
+        )
         target = out / "constraints_eval.json"
     else:
         out = RESULTS / f"constraints_patterns{args.tag}"
@@ -89,6 +101,7 @@ def main() -> None:
             ["band_gap", "formation_energy", "none"],
             5,
             args.model,
+            use_prior=not args.no_prior,
         )
         target = out / "constraints_eval.json"
     target.write_text(json.dumps(result, indent=2) + "\n")

@@ -102,6 +102,9 @@ def constraints_predict(
     endpoint: Annotated[
         str | None, typer.Option(help="OpenAI-compatible endpoint serving adapters 'sg' and 'wyckoff'")
     ] = None,
+    prior: Annotated[
+        bool, typer.Option(help="let known crystals like the request vote in both stages (finetune/neighbour_prior.py)")
+    ] = True,
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
     from rich.progress import track
@@ -111,7 +114,7 @@ def constraints_predict(
     if not requests.exists():
         raise XtalAgentError(f"{requests}: no such file")
     lines = requests.read_text().splitlines()
-    predictor = load_predictor(model, endpoint)
+    predictor = load_predictor(model, endpoint, use_prior=prior)
     n_errors = 0
     with atomic_path(output) as tmp, open(tmp, "w") as handle:
         for prediction in track(
@@ -143,6 +146,7 @@ def constraints_eval(
     decode_k: Annotated[int | None, typer.Option(help="candidates fully decoded per request (default: top-k)")] = None,
     model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
+    prior: Annotated[bool, typer.Option(help="let known crystals like the request vote in both stages")] = True,
 ) -> None:
     """Evaluate the constraint generator on a labelled dataset split (accuracy, validity, baselines)."""
     from xtalagent.eval.constraints_report import run_constraint_eval
@@ -158,9 +162,11 @@ def constraints_eval(
         model,
         endpoint,
         decode_k=decode_k,
+        use_prior=prior,
     )
     table = Table(title=f"constraint generator on {dataset.name}:{split}")
-    for column in ("request", "n", "sg top-1", "sg top-k", "wyckoff|sg", "template", "valid", "NN baseline"):
+    columns = ("request", "n", "sg top-1", "sg top-k", "wyckoff|sg", "template", "valid", "NN", "prototype NN")
+    for column in columns:
         table.add_column(column)
     for key, row in summary["results"].items():
         table.add_row(
@@ -172,6 +178,7 @@ def constraints_eval(
             f"{row['template_top1']:.3f}",
             f"{row['valid_rate']:.3f}",
             f"{row['baseline_nearest_neighbour']:.3f}",
+            f"{row['baseline_nearest_prototype']:.3f}",
         )
     out.print(table)
     out.print(f"-> {output}/constraints_eval.json")
@@ -200,6 +207,9 @@ def finetune(
     base_layers: Annotated[int, typer.Option(help="transformer layers of the compact base")] = (
         config.CONSTRAINT_BASE_LAYERS
     ),
+    variants_per_record: Annotated[
+        int, typer.Option(help="training prompts per crystal: full formula + N-1 random pattern/property draws")
+    ] = config.CONSTRAINT_VARIANTS_PER_RECORD,
 ) -> None:
     """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
     from xtalagent.finetune.train import BaseModelConfig
@@ -219,6 +229,7 @@ def finetune(
         threads,
         limit,
         base_config,
+        variants_per_record,
     )
     out.print(f"[green]constraint model ready[/] -> {folder}")
 

@@ -118,6 +118,14 @@ class CrystalRecord(BaseModel):
     properties: dict[str, float | None] = Field(default_factory=dict)
     cif: str = ""
 
+    @property
+    def cell_counts(self) -> dict[str, int]:
+        """Atoms per element in the conventional cell (the full formula, as CrystalGF reads it)."""
+        counts: dict[str, int] = {}
+        for site in self.sites:
+            counts[site.element] = counts.get(site.element, 0) + site.multiplicity
+        return counts
+
     def constraint(self, band_gap: float | None = None, formation_energy: float | None = None) -> SymmetryConstraint:
         """The symmetry constraint this crystal satisfies."""
         return SymmetryConstraint(

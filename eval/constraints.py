@@ -1,4 +1,4 @@
-"""Evaluation of the constraint generator on a labelled split, with two baselines.
+"""Evaluation of the constraint generator on a labelled split, with three baselines.
 
 Metrics (per request pattern and property choice):
 
@@ -9,14 +9,16 @@ Metrics (per request pattern and property choice):
 * validity and composition consistency of every returned candidate (re-checked here
   independently of the decoder).
 
-Baselines: the most frequent training group for the cell's atom count, and the group of the
-nearest training crystal by composition (element fractions + cell size; element presence only
-for the elements-only pattern).
+Baselines, from what the request shows: the most frequent training group for the cell's atom
+count; the group of the nearest training crystal by composition (element fractions, + cell size
+for full formulas; element presence only for elements-only requests); and the group of the
+nearest training crystal of the same prototype (anonymous formula, closest Pettifor numbers;
+the nearest composition where no crystal of that prototype is known). The last two are the
+two parts of the stage-1 neighbour prior (finetune/neighbour_prior.py) used alone.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections import Counter
@@ -25,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from xtalagent.composition import parse_counts
-from xtalagent.finetune.decoding import rank_sites, rank_spacegroups
 from xtalagent.finetune.examples import composition_of, record_properties
+from xtalagent.finetune.neighbour_prior import NeighbourPrior
 from xtalagent.finetune.predictor import ConstraintPredictor
 from xtalagent.finetune.requests import Candidate, ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
@@ -52,6 +54,7 @@ class Tally:
     baseline_frequent_other: int = 0
     baseline_nn: int = 0
     baseline_nn_other: int = 0
+    baseline_prototype: int = 0
     sg_pairs: list = field(default_factory=list)
     letter_pairs: list = field(default_factory=list)
 
@@ -73,17 +76,14 @@ class Tally:
             "baseline_most_frequent_for_atom_count_other": self.baseline_frequent_other / n,
             "baseline_nearest_neighbour": self.baseline_nn / n,
             "baseline_nearest_neighbour_other": self.baseline_nn_other / n,
+            "baseline_nearest_prototype": self.baseline_prototype / n,
         }
 
 
 class Baselines:
-    """Most-frequent-group-for-atom-count and composition nearest neighbour, fit on training crystals."""
+    """Most frequent group for the atom count, nearest composition, nearest prototype: fit on training crystals."""
 
     def __init__(self, train: list[CrystalRecord]):
-        from pymatgen.core import Element
-
-        self.symbols = [el.symbol for el in Element]
-        self.index = {s: i for i, s in enumerate(self.symbols)}
         overall = Counter(r.spacegroup for r in train)
         self.overall = overall.most_common(1)[0][0]
         self.frequent = {g for g, _ in overall.most_common(N_FREQUENT)}
@@ -91,25 +91,7 @@ class Baselines:
         for r in train:
             by_count.setdefault(r.natoms, Counter())[r.spacegroup] += 1
         self.by_count = {n: c.most_common(1)[0][0] for n, c in by_count.items()}
-        self.groups = np.array([r.spacegroup for r in train])
-        self.fractions = np.stack([self._vector(self._counts(r), presence=False) for r in train])
-        self.presence = np.stack([self._vector(self._counts(r), presence=True) for r in train])
-
-    @staticmethod
-    def _counts(record: CrystalRecord) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for s in record.sites:
-            counts[s.element] = counts.get(s.element, 0) + s.multiplicity
-        return counts
-
-    def _vector(self, counts: dict[str, int], presence: bool) -> np.ndarray:
-        v = np.zeros(len(self.symbols) + 1)
-        total = sum(counts.values())
-        for el, n in counts.items():
-            v[self.index[el]] = 1.0 if presence else n / total
-        if not presence:
-            v[-1] = 0.1 * math.log(total)  # cell size, so Sc2Ni6 and Sc4Ni12 differ
-        return v
+        self.neighbours = NeighbourPrior.from_records(train)
 
     def other(self, group: int) -> int:
         return group if group in self.frequent else 0
@@ -117,10 +99,12 @@ class Baselines:
     def most_frequent(self, natoms: int | None) -> int:
         return self.by_count.get(natoms, self.overall) if natoms else self.overall
 
-    def nearest(self, counts: dict[str, int], presence: bool) -> int:
-        table = self.presence if presence else self.fractions
-        distances = np.abs(table - self._vector(counts, presence)).sum(axis=1)
-        return int(self.groups[int(np.argmin(distances))])
+    def nearest(self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None) -> int:
+        return int(self.neighbours.nearest_elements(pattern, elements, counts, 1)[0][0])
+
+    def prototype(self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None) -> int:
+        groups, _ = self.neighbours.nearest_prototypes(pattern, elements, counts, 1)
+        return int(groups[0]) if len(groups) else self.nearest(pattern, elements, counts)
 
 
 def request_for(record: CrystalRecord, pattern: str, prop: str) -> dict | None:
@@ -200,10 +184,11 @@ def evaluate(
                 )
                 tally.seconds += time.perf_counter() - start
                 tally.n += 1
-                counts = Baselines._counts(record)
+                shown = (pattern, *composition_of(record, pattern))  # what the request tells
                 natoms = record.natoms if pattern == "formula" else None
                 freq = baselines.most_frequent(natoms)
-                nn = baselines.nearest(counts, presence=pattern == "elements")
+                nn = baselines.nearest(*shown)
+                tally.baseline_prototype += baselines.prototype(*shown) == record.spacegroup
                 tally.baseline_frequent += freq == record.spacegroup
                 tally.baseline_frequent_other += baselines.other(freq) == baselines.other(record.spacegroup)
                 tally.baseline_nn += nn == record.spacegroup
@@ -214,12 +199,11 @@ def evaluate(
 
 
 def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k, full_decode, decode_k) -> None:
-    scorer = predictor.scorer
     req = ConstraintRequest.model_validate(request)
     target = req.target()
     ctx = predictor.context(req)
     # stage 1 over every feasible group
-    ranked = rank_spacegroups(scorer, ctx, feasible_groups(target), top_k)
+    ranked = predictor.rank_groups(ctx, feasible_groups(target), top_k)
     groups = [g for g, _ in ranked]
     top1 = groups[0] if groups else None
     tally.sg_top1 += top1 == record.spacegroup
@@ -228,7 +212,7 @@ def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k,
     tally.sg_pairs.append((record.spacegroup, top1))
     # stage 2 given the true group (formula pattern fixes the counts; others their own targets)
     if target.feasible(record.spacegroup):
-        best = rank_sites(scorer, ctx, target, record.spacegroup, 1)
+        best = predictor.rank_site_lists(ctx, target, record.spacegroup, 1)
         if best:
             predicted = Counter(site_labels(record.spacegroup, best[0][0], target.elements))
             hit = predicted == Counter((e, w) for e, w in truth_sites.elements())

@@ -27,6 +27,7 @@ def run_constraint_eval(
     seed: int = 0,
     full_decode: bool = True,
     decode_k: int | None = None,
+    use_prior: bool = True,
 ) -> dict:
     """Evaluate on ``split`` (baselines fit on ``train``); writes JSON + confusion PNGs to ``output``."""
     from rich.progress import Progress
@@ -37,7 +38,7 @@ def run_constraint_eval(
     if not records:
         raise InputError(f"{dataset}: no rows in split {split!r}")
     baselines = Baselines(load_records(dataset, "train"))
-    predictor = load_predictor(model, endpoint)
+    predictor = load_predictor(model, endpoint, use_prior=use_prior)
     start = time.perf_counter()
     with Progress() as bar:
         task = bar.add_task(f"evaluating {len(records)} crystals", total=len(records))
@@ -75,6 +76,9 @@ def run_constraint_eval(
         "top_k": top_k,
         "decoded_candidates_per_request": decode_k or top_k,
         "model": str(model or "embedded default") if not endpoint else f"endpoint {endpoint}",
+        "neighbour_prior": (
+            {p: v.as_dict() for p, v in predictor.prior.settings.items()} if predictor.prior else "off"
+        ),
         "seconds": round(time.perf_counter() - start, 1),
         "machine": platform.machine(),
         "results": {key: t.summary() for key, t in sorted(tallies.items())},

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from xtalagent import prompts
 from xtalagent.finetune.scorers import Scorer
-from xtalagent.finetune.wyckoff_solver import State, Target, positions
+from xtalagent.finetune.wyckoff_solver import State, Target, canonical_sites, positions
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,18 @@ def _softmax_sample(logps: list[float], temperature: float, rng: random.Random) 
 
 
 def rank_spacegroups(
-    scorer: Scorer, ctx: Context, groups: list[int], k: int, temperature: float = 0.0, rng: random.Random | None = None
+    scorer: Scorer,
+    ctx: Context,
+    groups: list[int],
+    k: int,
+    temperature: float = 0.0,
+    rng: random.Random | None = None,
+    bonus: dict[int, float] | None = None,
 ) -> list[tuple[int, float]]:
-    """Best ``k`` groups by log-probability, or ``k`` distinct draws at ``temperature``."""
+    """Best ``k`` groups by log-probability (+ ``bonus``, a prior's log-weight), or ``k`` draws at ``temperature``."""
     scores = scorer.score("sg", ctx.sg_prompt(), [prompts.spacegroup_answer(g) for g in groups], [True] * len(groups))
+    if bonus:
+        scores = [s + bonus.get(g, 0.0) for g, s in zip(groups, scores)]
     ranked = sorted(zip(groups, scores), key=lambda gs: -gs[1])
     if temperature <= 0:
         return ranked[:k]
@@ -114,6 +122,26 @@ def rank_sites(
         if not active:
             break
     return finished[:k]
+
+
+def state_from_sites(spacegroup: int, sites: list[tuple[str, str]], elements: tuple[str, ...]) -> State | None:
+    """The decoder state of an (element, Wyckoff label) list, or None if it is not one the decoder could write."""
+    index = {p.label: p for p in positions(spacegroup)}
+    if any(el not in elements or label not in index for el, label in sites):
+        return None
+    state = State.empty(len(elements))
+    for el, label in canonical_sites(spacegroup, sites, elements):
+        pos = index[label]
+        if pos.fixed and pos.index in state.used:
+            return None
+        state = state.add(spacegroup, elements.index(el), pos)
+    return state
+
+
+def score_states(scorer: Scorer, ctx: Context, spacegroup: int, states: list[State]) -> list[float]:
+    """Log-probability of complete site lists, as :func:`rank_sites` scores its finished beams."""
+    texts = [_text(spacegroup, ctx, state) for state in states]
+    return scorer.score("wyckoff", ctx.wyckoff_prompt(spacegroup), texts, [True] * len(texts))
 
 
 def _sample_sites(scorer, ctx, target, spacegroup, prompt, k, temperature, rng, max_steps):

@@ -47,9 +47,7 @@ def record_properties(record: CrystalRecord) -> tuple[float | None, float | None
 
 def composition_of(record: CrystalRecord, pattern: str) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
     """(elements in canonical order, counts as the prompt shows them) for a pattern."""
-    counts: dict[str, int] = {}
-    for site in record.sites:
-        counts[site.element] = counts.get(site.element, 0) + site.multiplicity
+    counts = record.cell_counts
     order = electronegativity_order(list(counts))
     cell = tuple(counts[el] for el in order)
     if pattern == "formula":

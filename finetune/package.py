@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from xtalagent.finetune.neighbour_prior import PRIOR_FILE
+
 KEEP = {
     "base": ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"),
     "sg": ("adapter_config.json", "adapter_model.safetensors", "training.json"),
@@ -31,6 +33,8 @@ def package(run_dir: Path, target: Path) -> Path:
             data = json.loads(config.read_text())
             data["base_model_name_or_path"] = "../base"
             config.write_text(json.dumps(data, indent=2) + "\n")
+    if (run_dir / PRIOR_FILE).exists():
+        shutil.copy2(run_dir / PRIOR_FILE, tmp / PRIOR_FILE)
     for name in ("README.md",):
         if (target / name).exists():
             shutil.copy2(target / name, tmp / name)

@@ -8,6 +8,7 @@ and the JSONL contract. Every candidate it returns is re-validated as a
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
@@ -17,10 +18,11 @@ from pydantic import ValidationError
 from xtalagent import config
 from xtalagent.composition import format_counts
 from xtalagent.errors import InputError, XtalAgentError, validation_message
-from xtalagent.finetune.decoding import Context, rank_sites, rank_spacegroups
+from xtalagent.finetune.decoding import Context, rank_sites, rank_spacegroups, score_states, state_from_sites
+from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
-from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, feasible_groups, site_labels
+from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
 from xtalagent.records import SiteSpec, SymmetryConstraint
 
 
@@ -29,17 +31,80 @@ def default_model_dir() -> Path:
     return config.CONSTRAINT_MODEL_DIR
 
 
-def load_predictor(model: str | Path | None = None, endpoint: str | None = None, **kwargs: Any) -> ConstraintPredictor:
-    """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint."""
+def load_predictor(
+    model: str | Path | None = None, endpoint: str | None = None, use_prior: bool = True, **kwargs: Any
+) -> ConstraintPredictor:
+    """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint.
+
+    The model folder's neighbour prior (``neighbours.json.gz``) joins stage 1 unless ``use_prior``
+    is false; with an endpoint it is taken from ``model`` when a folder is given.
+    """
     if endpoint:
-        return ConstraintPredictor(EndpointScorer(endpoint, **kwargs))
-    return ConstraintPredictor(LocalScorer.load(model or default_model_dir(), **kwargs))
+        prior = load_prior(Path(model)) if (use_prior and model) else None
+        return ConstraintPredictor(EndpointScorer(endpoint, **kwargs), prior=prior)
+    model_dir = Path(model or default_model_dir())
+    scorer = LocalScorer.load(model_dir, **kwargs)
+    return ConstraintPredictor(scorer, prior=load_prior(model_dir) if use_prior else None)
+
+
+def prior_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
+    """Whether :func:`load_predictor` with these arguments lets the neighbour prior vote (for ``pattern``)."""
+    if endpoint and not model:
+        return False
+    if pattern is not None and not any(part["weight"] for part in config.CONSTRAINT_PRIOR[pattern].values()):
+        return False
+    return (Path(model or default_model_dir()) / PRIOR_FILE).exists()
 
 
 class ConstraintPredictor:
-    def __init__(self, scorer: Scorer, sg_candidates: int | None = None):
+    def __init__(self, scorer: Scorer, sg_candidates: int | None = None, prior: NeighbourPrior | None = None):
         self.scorer = scorer
         self.sg_candidates = sg_candidates  # groups expanded in stage 2 (default: top_k)
+        self.prior = prior
+
+    def rank_groups(
+        self,
+        ctx: Context,
+        groups: list[int],
+        k: int,
+        temperature: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> list[tuple[int, float]]:
+        """Stage 1: the best ``k`` of ``groups`` by LM log-probability plus the neighbour prior."""
+        bonus = self.prior.bonus(ctx.pattern, ctx.elements, ctx.counts, groups) if self.prior else None
+        return rank_spacegroups(self.scorer, ctx, groups, k, temperature, rng, bonus)
+
+    def rank_site_lists(
+        self,
+        ctx: Context,
+        target: Target,
+        spacegroup: int,
+        k: int,
+        temperature: float = 0.0,
+        rng: random.Random | None = None,
+    ) -> list[tuple[State, float]]:
+        """Stage 2: the LM's best site lists, joined (greedy decoding only) by those of the nearest
+        same-prototype crystals in this group, all scored by LM log-probability plus the sites prior."""
+        ranked = rank_sites(self.scorer, ctx, target, spacegroup, k, temperature=temperature, rng=rng)
+        part = self.prior.settings[ctx.pattern].sites if self.prior and ctx.pattern in self.prior.settings else None
+        if part is None or part.weight == 0:
+            return ranked
+        share: dict[tuple, tuple[State, float]] = {}
+        for sites, weight in self.prior.site_proposals(ctx.pattern, ctx.elements, ctx.counts, spacegroup):
+            state = state_from_sites(spacegroup, sites, ctx.elements)
+            if state is not None and all(state.so_far) and target.can_end(spacegroup, state):  # fits the request
+                share[state.sites] = (state, weight)
+        if not share:
+            return ranked
+        if temperature <= 0:
+            seen = {state.sites for state, _ in ranked}
+            new = [state for key, (state, _) in share.items() if key not in seen]
+            ranked = ranked + list(zip(new, score_states(self.scorer, ctx, spacegroup, new))) if new else ranked
+        rescored = [
+            (state, score + part.weight * math.log(share.get(state.sites, (None, 0.0))[1] + part.floor))
+            for state, score in ranked
+        ]
+        return sorted(rescored, key=lambda s: -s[1])[:k]
 
     @staticmethod
     def context(request: ConstraintRequest) -> Context:
@@ -89,12 +154,10 @@ class ConstraintPredictor:
                     f"no {'allowed ' if allowed_groups is not None else ''}space group can host {what}"
                     + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
                 )
-            groups = rank_spacegroups(self.scorer, ctx, feasible, self.sg_candidates or top_k, temperature, rng)
+            groups = self.rank_groups(ctx, feasible, self.sg_candidates or top_k, temperature, rng)
         candidates: list[Candidate] = []
         for spacegroup, sg_score in groups:
-            for state, site_score in rank_sites(
-                self.scorer, ctx, target, spacegroup, top_k, temperature=temperature, rng=rng
-            ):
+            for state, site_score in self.rank_site_lists(ctx, target, spacegroup, top_k, temperature, rng):
                 sites = [
                     SiteSpec(element=el, wyckoff=label) for el, label in site_labels(spacegroup, state, target.elements)
                 ]

@@ -60,7 +60,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    variants_per_record: int = 2
+    variants_per_record: int = config.CONSTRAINT_VARIANTS_PER_RECORD
     eval_records: int = 200  # val crystals for the per-epoch accuracy
     extra: dict = field(default_factory=dict)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from xtalagent import config
 from xtalagent.errors import InputError
+from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior
 from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, train_adapter
 from xtalagent.records import CrystalRecord
 
@@ -55,12 +57,15 @@ def run_finetune(
     threads: int | None = None,
     limit: int | None = None,
     base_config: BaseModelConfig | None = None,
+    variants_per_record: int = config.CONSTRAINT_VARIANTS_PER_RECORD,
 ) -> Path:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     unknown = set(stages) - {"sg", "wyckoff"}
     if unknown:
         raise InputError(f"unknown stage(s): {', '.join(sorted(unknown))} (expected sg, wyckoff)")
+    if variants_per_record < 1:
+        raise InputError(f"variants per record must be at least 1 (got {variants_per_record})")
     train, val = load_training_records(dataset, output)
     if limit:
         train = train[:limit]
@@ -71,6 +76,7 @@ def run_finetune(
         lora_r=lora_r,
         lora_alpha=2 * lora_r,
         threads=threads,
+        variants_per_record=variants_per_record,
     )
     if base_model is None:
         if not (output / "base").exists():
@@ -85,4 +91,6 @@ def run_finetune(
     for stage in stages:
         if not (output / stage).exists():
             train_adapter(stage, base, train, output, cfg, val=val)
+    if not (output / PRIOR_FILE).exists():  # stage 1's neighbour prior: the same training crystals
+        NeighbourPrior.from_records(train).save(output / PRIOR_FILE)
     return output

@@ -43,6 +43,12 @@ def test_finetune_refuses_an_impossible_base_size(tmp_path, fixtures, capsys, op
     assert not (tmp_path / "m" / "base").exists()
 
 
+def test_finetune_refuses_zero_prompts_per_crystal(tmp_path, fixtures, capsys):
+    code = main(["finetune", str(fixtures / "crystals.csv"), "-o", str(tmp_path / "m"), "--variants-per-record", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "variants per record must be at least 1" in err and "Traceback" not in err
+
+
 def test_finetune_base_size_reaches_the_saved_model(tmp_path, fixtures):
     out = tmp_path / "m"
     args = ["finetune", str(fixtures / "crystals.csv"), "-o", str(out), "--stages", "sg", "--epochs", "1"]

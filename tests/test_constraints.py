@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 from xtalagent import prompts
 from xtalagent.cli import main
+from xtalagent.errors import InputError
 from xtalagent.eval.constraints import check_candidate
 from xtalagent.finetune.requests import ConstraintRequest, Pattern
 from xtalagent.finetune.train import BaseModelConfig
@@ -96,6 +97,17 @@ def test_finetune_writes_resumable_model_folder(tiny_model):
     assert (tiny_model / "sg" / "adapter_config.json").exists()
     metrics = (tiny_model / "run-sg" / "val_metric.jsonl").read_text().splitlines()
     assert metrics and "val_sg_top1" in json.loads(metrics[-1])
+    # stage 1's neighbour prior holds the training crystals (the fixture's 16), and loads with the model
+    from xtalagent.finetune.neighbour_prior import load_prior
+
+    assert len(load_prior(tiny_model).entries) == 16
+
+
+def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
+    from xtalagent.finetune.predictor import load_predictor
+
+    assert predictor.prior is not None
+    assert load_predictor(tiny_model, use_prior=False).prior is None
 
 
 @pytest.mark.parametrize(
@@ -225,7 +237,7 @@ def test_endpoint_scorer_matches_local(predictor):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        remote = ConstraintPredictor(EndpointScorer(f"http://127.0.0.1:{server.server_port}"))
+        remote = ConstraintPredictor(EndpointScorer(f"http://127.0.0.1:{server.server_port}"), prior=predictor.prior)
         request = {"formula": "Ti2O4", "band_gap": 3.0}
         local = predictor.predict(request, top_k=3)
         served = remote.predict(request, top_k=3)
@@ -274,3 +286,36 @@ def test_embedded_default_model_answers(tmp_path):
             assert check_candidate(
                 candidate, ConstraintRequest.model_validate(request).model_dump(exclude_none=True)
             ) == (True, True)
+
+
+def test_package_keeps_weights_adapters_and_prior(tiny_model, tmp_path):
+    from xtalagent.finetune.package import package
+    from xtalagent.finetune.predictor import load_predictor
+
+    target = package(tiny_model, tmp_path / "shipped")
+    assert (target / "neighbours.json.gz").exists() and not (target / "run-sg").exists()
+    assert load_predictor(target).predict({"formula": "Ti2O4"}, top_k=1)
+
+
+def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_dataset, tmp_path):
+    from xtalagent.eval.constraints_report import run_constraint_eval
+
+    summary = run_constraint_eval(
+        fixture_dataset, "val", tmp_path / "eval", patterns=["formula", "elements"], properties=["none"],
+        top_k=3, model=tiny_model,
+    )  # fmt: skip
+    assert summary["n_crystals"] == 6 and summary["neighbour_prior"] != "off"
+    for key in ("formula+none", "elements+none"):
+        row = summary["results"][key]
+        assert row["n"] == 6 and row["valid_rate"] == row["composition_consistent_rate"] == 1.0
+        for name in ("sg_top1", "baseline_nearest_neighbour", "baseline_nearest_prototype"):
+            assert 0.0 <= row[name] <= 1.0
+    assert (tmp_path / "eval" / "constraints_eval.json").exists()
+    assert (tmp_path / "eval" / "confusion_spacegroup.png").exists()
+    off = run_constraint_eval(
+        fixture_dataset, "val", tmp_path / "off", patterns=["formula"], properties=["none"], top_k=3,
+        model=tiny_model, use_prior=False, full_decode=False,
+    )  # fmt: skip
+    assert off["neighbour_prior"] == "off"
+    with pytest.raises(InputError, match="training split"):
+        run_constraint_eval(fixture_dataset, "train", tmp_path / "x", model=tiny_model)

@@ -1,0 +1,156 @@
+"""The stage-1 neighbour prior: which groups it favours, its file, and how it joins the ranking."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from xtalagent.errors import XtalAgentError
+from xtalagent.eval.constraints import check_candidate
+from xtalagent.finetune.decoding import Context
+from xtalagent.finetune.neighbour_prior import NeighbourPrior, PriorPart, PriorSettings, load_prior, prototype_key
+from xtalagent.finetune.predictor import ConstraintPredictor
+
+KNOWN = [
+    ("Na4Cl4", 225, "Na:4a Cl:4b"),
+    ("K4Cl4", 225, "K:4a Cl:4b"),
+    ("Cs1Cl1", 221, "Cs:1a Cl:1b"),
+    ("Ti2O4", 136, "Ti:2a O:4f"),
+    ("Ti4O8", 141, "Ti:4a O:8e"),
+    ("Rb4Br4", 225, "Rb:4a Br:4b"),
+]
+PATTERNS = ("formula", "composition", "elements")
+OFF = PriorPart(weight=0.0, k=3, scale=0.2, floor=0.01)
+ELEMENTS_ONLY = {p: PriorSettings(PriorPart(weight=1.0, k=3, scale=0.2, floor=0.01), OFF) for p in PATTERNS}
+PROTOTYPE_ONLY = {p: PriorSettings(OFF, PriorPart(weight=1.0, k=1, scale=5.0, floor=0.01)) for p in PATTERNS}
+SITES_ONLY = {p: PriorSettings(OFF, OFF, PriorPart(weight=2.0, k=3, scale=5.0, floor=0.01)) for p in PATTERNS}
+ON = ELEMENTS_ONLY
+
+
+def test_prior_favours_groups_of_similar_compositions():
+    prior = NeighbourPrior(KNOWN, ON)
+    bonus = prior.bonus("formula", ("Na", "Cl"), (4, 4), [225, 221, 136, 1])
+    assert bonus[225] > bonus[221] > bonus[1]
+    assert bonus[136] == bonus[1]  # not among the 3 nearest
+
+
+def test_formula_pattern_tells_cell_sizes_apart_but_ratio_does_not():
+    prior = NeighbourPrior(KNOWN, ON)
+    formula = prior.distances("formula", ("Ti", "O"), (2, 4))
+    ratio = prior.distances("composition", ("Ti", "O"), (1, 2))
+    ti2o4, ti4o8 = 3, 4
+    assert formula[ti2o4] == 0 < formula[ti4o8]
+    assert ratio[ti2o4] == ratio[ti4o8] == 0
+
+
+def test_elements_pattern_matches_element_sets_and_unknown_elements_count_as_distance():
+    prior = NeighbourPrior(KNOWN, ON)
+    distance = prior.distances("elements", ("Ti", "O"), None)
+    assert distance[3] == distance[4] == 0 and distance[0] == 4
+    assert prior.distances("elements", ("Ti", "O", "Xe"), None)[3] == 1  # no known crystal has Xe
+
+
+def test_zero_weight_turns_the_prior_off():
+    off = {p: PriorSettings(OFF, OFF) for p in PATTERNS}
+    assert set(NeighbourPrior(KNOWN, off).bonus("formula", ("Na", "Cl"), (4, 4), [225, 221]).values()) == {0.0}
+
+
+def test_prototype_key_is_the_anonymous_formula_in_pettifor_order():
+    # K4Br4 and Na4Cl4 share a prototype; cation before anion (lower Mendeleev number first)
+    (key_a, numbers_a), (key_b, numbers_b) = (
+        prototype_key("formula", ("K", "Br"), (4, 4)),
+        prototype_key("formula", ("Na", "Cl"), (4, 4)),
+    )
+    assert key_a == key_b == (4, 4) and numbers_a[0] < numbers_a[1] and numbers_b[0] < numbers_b[1]
+    assert prototype_key("formula", ("Ti", "O"), (2, 4))[0] == (2, 4)
+    assert prototype_key("composition", ("Ti", "O"), (2, 4))[0] == (1, 2)
+    assert prototype_key("elements", ("Ti", "O"), None)[0] == (2,)
+
+
+def test_prototype_part_finds_chemically_close_crystals_of_the_same_formula_type():
+    prior = NeighbourPrior(KNOWN, PROTOTYPE_ONLY)
+    groups, distances = prior.nearest_prototypes("formula", ("K", "Br"), (4, 4), 2)
+    assert groups.tolist() == [225, 225] and distances[0] <= distances[1]  # Rb4Br4 then Na4Cl4/K4Cl4
+    bonus = prior.bonus("formula", ("K", "I"), (4, 4), [225, 221])
+    assert bonus[225] > bonus[221]  # no K-I crystal is known: the rock-salt prototype speaks
+    assert set(prior.bonus("formula", ("K", "I"), (3, 4), [225, 221]).values()) == {0.0}  # unknown type: abstains
+
+
+def test_prior_file_round_trip_and_bad_file(tmp_path):
+    NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")
+    assert load_prior(tmp_path).entries == KNOWN
+    assert load_prior(tmp_path / "elsewhere") is None
+    (tmp_path / "bad").mkdir()
+    with gzip.open(tmp_path / "bad" / "neighbours.json.gz", "wt") as handle:
+        handle.write("{not json")
+    with pytest.raises(XtalAgentError, match="not a neighbour prior file"):
+        load_prior(tmp_path / "bad")
+    with pytest.raises(XtalAgentError):
+        NeighbourPrior([])
+
+
+class _PrefersGroup:
+    """A stand-in language model: stage 1 likes one group a little more than the rest; stage 2
+    likes answers that start with a given text a little more."""
+
+    def __init__(self, favourite: int, sites_start: str = ""):
+        self.favourite, self.sites_start = favourite, sites_start
+
+    def score(self, stage, prompt, continuations, end):
+        if stage == "sg":
+            return [-1.0 if c.strip() == str(self.favourite) else -1.5 for c in continuations]
+        return [-1.0 - 0.1 * c.count(",") - 0.5 * (not c.startswith(self.sites_start)) for c in continuations]
+
+
+def test_prior_reorders_stage_one_but_answers_stay_valid():
+    ctx = Context("formula", ("Na", "Cl"), (4, 4), None, None)
+    groups = [221, 225]
+    alone = ConstraintPredictor(_PrefersGroup(221))
+    helped = ConstraintPredictor(_PrefersGroup(221), prior=NeighbourPrior(KNOWN, ON))
+    assert alone.rank_groups(ctx, groups, 1)[0][0] == 221
+    assert helped.rank_groups(ctx, groups, 1)[0][0] == 225
+    for candidate in helped.predict({"formula": "Na4Cl4"}, top_k=3):
+        assert check_candidate(candidate, {"formula": "Na4Cl4"}) == (True, True)
+
+
+def test_site_lists_of_a_prototype_map_onto_the_request_elements():
+    prior = NeighbourPrior(KNOWN, SITES_ONLY)
+    found = prior.site_neighbours("formula", ("K", "Br"), (4, 4), 225, 3)
+    assert [sites for sites, _ in found] == [(("Br", "4b"), ("K", "4a"))] * 3  # cation on 4a, anion on 4b
+    assert prior.site_neighbours("formula", ("K", "Br"), (4, 4), 221, 3) == []  # none known in that group
+    proposals = prior.site_proposals("formula", ("K", "Br"), (4, 4), 225)
+    assert proposals == [([("Br", "4b"), ("K", "4a")], pytest.approx(1.0))]
+
+
+def test_state_from_sites_refuses_lists_the_decoder_could_not_write():
+    from xtalagent.finetune.decoding import state_from_sites
+
+    state = state_from_sites(225, [("Br", "4b"), ("K", "4a")], ("K", "Br"))
+    assert state is not None and state.so_far == (4, 4)
+    assert state_from_sites(225, [("K", "4a"), ("Br", "4a")], ("K", "Br")) is None  # 4a has no free parameter
+    assert state_from_sites(225, [("K", "3z")], ("K", "Br")) is None
+    assert state_from_sites(225, [("Xe", "4a")], ("K", "Br")) is None
+
+
+def test_sites_prior_overrules_a_stage_two_model_that_prefers_another_valid_list():
+    request = {"formula": "K4Br4", "spacegroup": 225}
+    alone = ConstraintPredictor(_PrefersGroup(225, sites_start=" K 4b"))
+    helped = ConstraintPredictor(_PrefersGroup(225, sites_start=" K 4b"), prior=NeighbourPrior(KNOWN, SITES_ONLY))
+    assert [(s.element, s.wyckoff) for s in alone.predict(request, top_k=1)[0].sites] == [("K", "4b"), ("Br", "4a")]
+    best = helped.predict(request, top_k=3)
+    assert [(s.element, s.wyckoff) for s in best[0].sites] == [("K", "4a"), ("Br", "4b")]
+    for candidate in best:
+        assert check_candidate(candidate, {"formula": "K4Br4"}) == (True, True)
+
+
+def test_prior_in_use_follows_the_settings_of_the_request_pattern(tmp_path):
+    from xtalagent import config
+    from xtalagent.finetune.predictor import prior_in_use
+
+    NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")
+    assert prior_in_use(tmp_path, pattern="formula")
+    assert prior_in_use(tmp_path, pattern="elements") == any(
+        part["weight"] for part in config.CONSTRAINT_PRIOR["elements"].values()
+    )
+    assert not prior_in_use(tmp_path / "empty")
+    assert not prior_in_use(endpoint="http://localhost:8000")
