@@ -30,7 +30,7 @@ from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for, sample_records
 from xtalagent.finetune.decoding import rank_sites, rank_spacegroups, score_states, state_from_sites
-from xtalagent.finetune.neighbour_prior import NeighbourPrior, PriorPart, PriorSettings
+from xtalagent.finetune.neighbour_prior import NeighbourPrior, PriorPart, PriorSettings, neighbour_shares
 from xtalagent.finetune.predictor import load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
@@ -103,13 +103,9 @@ def top1(row: dict, settings: PriorSettings | None) -> int:
             found, distance = row[name]
             if part.weight == 0 or not found:
                 continue
-            share: dict[int, float] = {}
-            for g, d in zip(found[: part.k], distance[: part.k]):
-                share[g] = share.get(g, 0.0) + math.exp(-d / part.scale)
-            total = sum(share.values())
-            for g, w in share.items():
-                if g in index:
-                    scores[index[g]] += part.weight * (math.log(w / total + part.floor) - math.log(part.floor))
+            for g, w in neighbour_shares(found[: part.k], distance[: part.k], part).items():
+                if g in index:  # every other group gets weight * log(floor), which does not change the order
+                    scores[index[g]] += part.weight * (math.log(w + part.floor) - math.log(part.floor))
     return int(row["groups"][int(np.argmax(scores))])
 
 
@@ -167,10 +163,7 @@ def site_rows(predictor, prior: NeighbourPrior, records, pattern: str) -> list[d
 def site_top1_right(row: dict, part: PriorPart | None) -> bool:
     share: dict = {}
     if part is not None and part.weight > 0 and row["neighbours"]:
-        for sites, d in row["neighbours"][: part.k]:
-            share[sites] = share.get(sites, 0.0) + math.exp(-d / part.scale)
-        total = sum(share.values())
-        share = {k: v / total for k, v in share.items()}
+        share = neighbour_shares(*zip(*row["neighbours"][: part.k]), part)
 
     def score(candidate) -> float:
         sites, lm = candidate

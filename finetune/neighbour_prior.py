@@ -116,7 +116,7 @@ def prototype_key(pattern: str, elements: Iterable[str], counts: Iterable[int] |
     return key, [pettifor(el) for el in order]
 
 
-def _share(labels: Iterable, distances: Iterable[float], part: PriorPart) -> dict:
+def neighbour_shares(labels: Iterable, distances: Iterable[float], part: PriorPart) -> dict:
     """Each label's exp(-distance / scale)-weighted share of the neighbours (a group, or a site list)."""
     share: dict = {}
     for label, distance in zip(labels, distances):
@@ -259,7 +259,7 @@ class NeighbourPrior:
         if not found:
             return []
         sites, distances = zip(*found)
-        return [(list(s), w) for s, w in _share(sites, distances, part).items()]
+        return [(list(s), w) for s, w in neighbour_shares(sites, distances, part).items()]
 
     def bonus(
         self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, groups: Iterable[int]
@@ -279,7 +279,7 @@ class NeighbourPrior:
             found, distance = nearest(pattern, elements, counts, part.k)
             if len(found) == 0:  # no crystal of this prototype is known: the part abstains
                 continue
-            share = _share(found.tolist(), distance.tolist(), part)
+            share = neighbour_shares(found.tolist(), distance.tolist(), part)
             for g in groups:
                 total[g] += part.weight * math.log(share.get(g, 0.0) + part.floor)
         return total
