@@ -128,7 +128,7 @@ class DesignRun:
     not_understood: list[str] = field(default_factory=list)
     constraints: list[ConstraintChoice] = field(default_factory=list)
     constraint_model: str = ""
-    constraint_prior: bool = False  # stage 1 also weighed by the nearest known compositions' groups
+    constraint_prior: bool = False  # known crystals like the request voted (neighbour prior)
     sampler: str = ""
     sampler_note: str = ""
     structures: list[GeneratedStructure] = field(default_factory=list)

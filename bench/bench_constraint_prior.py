@@ -1,4 +1,4 @@
-"""Choose the stage-1 neighbour prior's settings on one half of MP `val`, report the other half.
+"""Choose the neighbour prior's settings (both stages) on one half of MP `val`, report the other half.
 
 The language model's stage-1 log-probabilities over every feasible group are computed once per
 request, and so are the nearest known crystals of both parts of the prior

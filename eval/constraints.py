@@ -14,7 +14,7 @@ count; the group of the nearest training crystal by composition (element fractio
 for full formulas; element presence only for elements-only requests); and the group of the
 nearest training crystal of the same prototype (anonymous formula, closest Pettifor numbers;
 the nearest composition where no crystal of that prototype is known). The last two are the
-two parts of the stage-1 neighbour prior (finetune/neighbour_prior.py) used alone.
+two stage-1 parts of the neighbour prior (finetune/neighbour_prior.py) used alone.
 """
 
 from __future__ import annotations

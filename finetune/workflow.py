@@ -91,6 +91,6 @@ def run_finetune(
     for stage in stages:
         if not (output / stage).exists():
             train_adapter(stage, base, train, output, cfg, val=val)
-    if not (output / PRIOR_FILE).exists():  # stage 1's neighbour prior: the same training crystals
+    if not (output / PRIOR_FILE).exists():  # the neighbour prior: the same training crystals
         NeighbourPrior.from_records(train).save(output / PRIOR_FILE)
     return output

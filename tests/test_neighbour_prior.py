@@ -1,4 +1,4 @@
-"""The stage-1 neighbour prior: which groups it favours, its file, and how it joins the ranking."""
+"""The neighbour prior: which groups and site lists it favours, its file, and how it joins the ranking."""
 
 from __future__ import annotations
 
