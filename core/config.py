@@ -66,29 +66,50 @@ CONSTRAINT_VARIANTS_PER_RECORD: int = 2
 #: score is LM log p + sum over parts of weight * log(share of the part's k neighbours in that group
 #: + floor), neighbours weighted exp(-distance / scale). Parts: "elements" (L1 on element fractions)
 #: and "prototype" (same anonymous formula, Pettifor-number distance); "sites" does the same for the
-#: stage-2 site lists of same-prototype crystals in the chosen group. Chosen on half A of MP val by
-#: bench/bench_constraint_prior.py, which reports half B; a weight of 0 turns a part off.
+#: stage-2 site lists of same-prototype crystals in the chosen group. A neighbour's distance grows by
+#: band_gap_weight per eV between its band gap and the requested one (formation_energy_weight per
+#: eV/atom), so the target properties choose which known crystals speak. Chosen on half A of MP val
+#: by bench/bench_constraint_prior.py, which reports half B; a weight of 0 turns a part off.
 CONSTRAINT_PRIOR: dict[str, dict[str, dict[str, float]]] = {
     "formula": {
-        "elements": {"weight": 1.0, "k": 10, "scale": 0.2, "floor": 0.05},
-        "prototype": {"weight": 4.0, "k": 40, "scale": 5.0, "floor": 0.2},
+        "elements": {"weight": 1.0, "k": 10, "scale": 0.2, "floor": 0.05, "band_gap_weight": 0.03},
+        "prototype": {
+            "weight": 4.0,
+            "k": 10,
+            "scale": 5.0,
+            "floor": 0.2,
+            "band_gap_weight": 30.0,
+            "formation_energy_weight": 100.0,
+        },
         "sites": {"weight": 5.0, "k": 20, "scale": 5.0, "floor": 0.05},
     },
     "composition": {
-        "elements": {"weight": 0.25, "k": 20, "scale": 0.05, "floor": 0.05},
-        "prototype": {"weight": 10.0, "k": 10, "scale": 5.0, "floor": 0.05},
+        "elements": {"weight": 0.25, "k": 5, "scale": 0.05, "floor": 0.05, "band_gap_weight": 1.0},
+        "prototype": {"weight": 10.0, "k": 10, "scale": 5.0, "floor": 0.01},
         "sites": {"weight": 5.0, "k": 5, "scale": 5.0, "floor": 0.05},
     },
-    # Elements-only requests: off. Chosen on half A (prototype 6.0/10/5.0/0.003, sites 10.0/3/5.0/0.05)
-    # it lifts half-B top-1 from 20-21 % to 29-30 %, but the prior ignores the target properties,
-    # and for these requests the property decides the stoichiometry: "Ti-O, band gap 3 eV" became
-    # five metallic-TiO-like C2/m cells. It stays off until it weighs the neighbours' properties.
+    # Elements-only requests: the target property decides the stoichiometry, so here the prototype
+    # part (all crystals with as many elements, closest in Pettifor numbers) leans on it.
     "elements": {
-        "elements": {"weight": 0.0, "k": 20, "scale": 1.0, "floor": 0.05},
-        "prototype": {"weight": 0.0, "k": 10, "scale": 5.0, "floor": 0.003},
-        "sites": {"weight": 0.0, "k": 3, "scale": 5.0, "floor": 0.05},
+        "elements": {"weight": 0.25, "k": 40, "scale": 1.0, "floor": 0.05},
+        "prototype": {
+            "weight": 10.0,
+            "k": 5,
+            "scale": 5.0,
+            "floor": 0.2,
+            "band_gap_weight": 3.0,
+            "formation_energy_weight": 10.0,
+        },
+        "sites": {"weight": 10.0, "k": 1, "scale": 5.0, "floor": 0.05, "formation_energy_weight": 10.0},
     },
 }
+#: The neighbour prior looks for each part's k neighbours among this many known crystals closest by
+#: composition (or prototype) alone, before the distance to the requested properties is added.
+CONSTRAINT_PRIOR_POOL: int = 200
+#: Property difference assumed for a known crystal that lacks the property (band gap in eV, formation
+#: energy in eV/atom): about the median difference between a val crystal and its nearest training
+#: compositions, so an unknown value neither wins nor is ruled out.
+CONSTRAINT_PRIOR_UNKNOWN_PROPERTY: dict[str, float] = {"band_gap": 1.0, "formation_energy": 0.3}
 
 # --- screening: potentials, relaxation, stability (issue #5) -------------------------------------
 #: CHGNet checkpoint used when MatterSim's is not present (weights ship inside the chgnet wheel).

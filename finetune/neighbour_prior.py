@@ -16,7 +16,11 @@ Stage 1 ranks each feasible group by
     log p_LM(group | prompt) + sum over the two parts of weight * log(share(group) + floor)
 
 where ``share`` is the exp(-distance / scale)-weighted fraction of a part's ``k`` neighbours in
-that group. Only validity-checked groups are ever ranked, so the prior can reorder answers but
+that group. The target properties count too: a neighbour's distance grows by ``band_gap_weight``
+per eV between its band gap and the requested one (and likewise for the formation energy), so
+"Ti-O, band gap 3 eV" listens to the wide-gap titanium oxides, not to metallic TiO. The ``k``
+neighbours are the closest by that distance among the ``config.CONSTRAINT_PRIOR_POOL`` closest by
+composition (or prototype) alone. Only validity-checked groups are ever ranked, so the prior can reorder answers but
 never make an invalid one. The known crystals are those the adapters were trained on (the
 ``train`` split), stored beside the adapters as ``neighbours.json.gz``; ``val`` and ``test``
 crystals are never in it.
@@ -28,7 +32,7 @@ import functools
 import gzip
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +55,8 @@ class PriorPart:
     k: int
     scale: float
     floor: float
+    band_gap_weight: float = 0.0  # distance per eV of band-gap difference to the request
+    formation_energy_weight: float = 0.0  # distance per eV/atom of formation-energy difference
 
 
 SILENT = PriorPart(weight=0.0, k=1, scale=1.0, floor=1.0)
@@ -125,16 +131,24 @@ def neighbour_shares(labels: Iterable, distances: Iterable[float], part: PriorPa
     return {g: w / total for g, w in share.items()}
 
 
-Entry = tuple[str, int, str]  # cell formula, space group, sites as "Sc:2c Ni:6h"
+SiteList = tuple[tuple[str, str], ...]  # ((element, Wyckoff label), ...), sorted
+Entry = tuple  # cell formula, space group, sites as "Sc:2c Ni:6h", band gap, formation energy (None if unknown)
+
+
+def _entry(formula: str, group: int, sites: str, band_gap=None, formation_energy=None) -> Entry:
+    def number(value) -> float | None:  # three decimals, as the prompts state them
+        return None if value is None or value != value else round(float(value), 3)
+
+    return (str(formula), int(group), str(sites), number(band_gap), number(formation_energy))
 
 
 class NeighbourPrior:
     def __init__(self, entries: list[Entry], settings: dict[str, PriorSettings] | None = None):
         if not entries:
             raise XtalAgentError("a neighbour prior needs at least one known crystal")
-        self.entries = entries
+        self.entries = [_entry(*e) for e in entries]
         self.settings = settings or {p: PriorSettings.from_dict(s) for p, s in config.CONSTRAINT_PRIOR.items()}
-        cells = [parse_counts(formula) for formula, _, _ in entries]
+        cells = [parse_counts(e[0]) for e in self.entries]
         # prototype tables, per pattern: anonymous formula -> (Pettifor numbers, entry indices)
         self.prototypes: dict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]] = {}
         for pattern in ("formula", "composition", "elements"):
@@ -147,7 +161,12 @@ class NeighbourPrior:
             self.prototypes[pattern] = {k: (np.array(v, dtype=np.float32), np.array(i)) for k, (v, i) in table.items()}
         symbols = sorted({el for cell in cells for el in cell})
         self.column = {el: i for i, el in enumerate(symbols)}
-        self.groups = np.array([group for _, group, _ in entries])
+        self.groups = np.array([e[1] for e in self.entries])
+        # target properties of the known crystals, NaN where unknown
+        self.properties = {
+            name: np.array([np.nan if e[column] is None else e[column] for e in self.entries], dtype=np.float32)
+            for name, column in (("band_gap", 3), ("formation_energy", 4))
+        }
         self.fractions = np.zeros((len(cells), len(symbols)), dtype=np.float32)
         self.log_size = np.zeros(len(cells), dtype=np.float32)
         for row, cell in enumerate(cells):
@@ -162,23 +181,34 @@ class NeighbourPrior:
 
     @classmethod
     def from_records(cls, records: Iterable[CrystalRecord]) -> NeighbourPrior:
+        from xtalagent.finetune.examples import record_properties
+
         return cls(
             [
-                (format_counts(r.cell_counts), r.spacegroup, " ".join(f"{x.element}:{x.wyckoff}" for x in r.sites))
+                (
+                    format_counts(r.cell_counts),
+                    r.spacegroup,
+                    " ".join(f"{x.element}:{x.wyckoff}" for x in r.sites),
+                    *record_properties(r),
+                )
                 for r in records
             ]
         )
 
     def save(self, path: Path) -> None:
         with atomic_path(Path(path)) as tmp, gzip.open(tmp, "wt") as handle:
-            what = "cell formula, space group and Wyckoff sites of every training crystal"
+            what = (
+                "cell formula, space group, Wyckoff sites, band gap (eV) and formation energy (eV/atom; "
+                "null if unknown) of every training crystal"
+            )
             json.dump({"what": what, "entries": self.entries}, handle)
 
     @classmethod
     def load(cls, path: Path) -> NeighbourPrior:
+        """Read a prior file; files from before the properties were stored (3 fields) still load."""
         try:
             with gzip.open(path, "rt") as handle:
-                entries = [(str(f), int(g), str(w)) for f, g, w in json.load(handle)["entries"]]
+                entries = [_entry(*row) for row in json.load(handle)["entries"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise XtalAgentError(f"{path}: not a neighbour prior file ({exc})") from exc
         return cls(entries)
@@ -205,13 +235,54 @@ class NeighbourPrior:
             distance += 0.1 * np.abs(self.log_size - math.log(total))
         return distance
 
+    def pool(
+        self, part: str, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, spacegroup=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(entry indices, distances) of the ``config.CONSTRAINT_PRIOR_POOL`` known crystals closest to the
+        request by composition (``part="elements"``) or prototype (``"prototype"``), nearest first;
+        with ``spacegroup``, only the crystals in that group (prototype part only)."""
+        if part == "elements":
+            index = np.arange(len(self.entries))
+            distance = self.distances(pattern, elements, counts)
+        else:
+            index, distance = self._prototype_matches(pattern, elements, counts)
+            if spacegroup is not None:
+                same = self.groups[index] == spacegroup
+                index, distance = index[same], distance[same]
+        size = min(config.CONSTRAINT_PRIOR_POOL, len(distance))
+        if size < len(distance):
+            keep = np.argpartition(distance, size - 1)[:size]
+            index, distance = index[keep], distance[keep]
+        order = np.argsort(distance, kind="stable")
+        return index[order], distance[order]
+
+    def closest(
+        self,
+        pool: tuple[np.ndarray, np.ndarray],
+        part: PriorPart,
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The part's ``k`` closest crystals of a pool once the distance to the requested properties is
+        added (per unit of difference, the part's property weight; an unknown value counts as
+        ``config.CONSTRAINT_PRIOR_UNKNOWN_PROPERTY``), nearest first."""
+        index, distance = pool
+        for name, target, weight in (
+            ("band_gap", band_gap, part.band_gap_weight),
+            ("formation_energy", formation_energy, part.formation_energy_weight),
+        ):
+            if target is None or weight == 0 or len(index) == 0:
+                continue
+            difference = np.abs(self.properties[name][index] - target)
+            difference = np.where(np.isnan(difference), config.CONSTRAINT_PRIOR_UNKNOWN_PROPERTY[name], difference)
+            distance = distance + weight * difference
+        order = np.argsort(distance, kind="stable")[: part.k]
+        return index[order], distance[order]
+
     def nearest_elements(self, pattern, elements, counts, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(groups, distances) of the ``k`` training compositions nearest in elements, nearest first."""
-        distance = self.distances(pattern, elements, counts)
-        k = min(k, len(distance))
-        nearest = np.argpartition(distance, k - 1)[:k]
-        nearest = nearest[np.argsort(distance[nearest], kind="stable")]
-        return self.groups[nearest], distance[nearest]
+        index, distance = self.pool("elements", pattern, elements, counts)
+        return self.groups[index[:k]], distance[:k]
 
     def _prototype_matches(self, pattern, elements, counts) -> tuple[np.ndarray, np.ndarray]:
         """(entry indices, Pettifor distances) of the crystals with the request's anonymous formula."""
@@ -223,46 +294,90 @@ class NeighbourPrior:
 
     def nearest_prototypes(self, pattern, elements, counts, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(groups, distances) of the ``k`` closest crystals with the request's anonymous formula."""
-        index, distance = self._prototype_matches(pattern, elements, counts)
-        order = np.argsort(distance, kind="stable")[:k]
-        return self.groups[index[order]], distance[order]
+        index, distance = self.pool("prototype", pattern, elements, counts)
+        return self.groups[index[:k]], distance[:k]
+
+    def sites_on(self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, index: int) -> SiteList:
+        """A known crystal's site list on the request's elements. Elements are paired off in prototype
+        order (count, then Pettifor number), so K4Br4 maps rock salt's Na onto K and Cl onto Br."""
+        formula, _, sites = self.entries[index][:3]
+        cell = parse_counts(formula)
+        rename = dict(zip(prototype_order(pattern, cell, cell.values()), prototype_order(pattern, elements, counts)))
+        return tuple(sorted((rename[el], label) for el, label in (x.split(":") for x in sites.split())))
 
     def site_neighbours(
-        self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, spacegroup: int, k: int
-    ) -> list[tuple[tuple[tuple[str, str], ...], float]]:
-        """(site list on the request's elements, distance) of the ``k`` closest same-prototype crystals in
-        ``spacegroup``, nearest first. Elements are paired off in prototype order (count, then Pettifor
-        number), so K4Br4 maps rock salt's Na onto K and Cl onto Br."""
-        index, distance = self._prototype_matches(pattern, elements, counts)
-        same = self.groups[index] == spacegroup
-        index, distance = index[same], distance[same]
-        order = np.argsort(distance, kind="stable")[:k]
-        mine = prototype_order(pattern, elements, counts)
-        found = []
-        for i, d in zip(index[order].tolist(), distance[order].tolist()):
-            formula, _, sites = self.entries[i]
-            cell = parse_counts(formula)
-            rename = dict(zip(prototype_order(pattern, cell, cell.values()), mine))
-            found.append((tuple(sorted((rename[el], label) for el, label in (x.split(":") for x in sites.split()))), d))
-        return found
+        self,
+        pattern: str,
+        elements: tuple[str, ...],
+        counts: tuple[int, ...] | None,
+        spacegroup: int,
+        part: PriorPart,
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+        fits: Callable[[SiteList], bool] | None = None,
+    ) -> list[tuple[SiteList, float]]:
+        """(site list on the request's elements, distance) of the part's ``k`` closest same-prototype
+        crystals in ``spacegroup`` (properties included), nearest first. With ``fits``, only crystals
+        whose list passes it count: a 48-atom cell says nothing to a request capped at 20 atoms, and
+        must not crowd out the smaller cells behind it."""
+        index, distance = self.pool("prototype", pattern, elements, counts, spacegroup)
+        sites = [self.sites_on(pattern, elements, counts, i) for i in index.tolist()]
+        if fits is not None:
+            verdict = {s: fits(s) for s in dict.fromkeys(sites)}
+            keep = np.array([verdict[s] for s in sites], dtype=bool)
+            index, distance = index[keep], distance[keep]
+            sites = [s for s, ok in zip(sites, keep.tolist()) if ok]
+        site_of = dict(zip(index.tolist(), sites))
+        index, distance = self.closest((index, distance), part, band_gap, formation_energy)
+        return [(site_of[i], d) for i, d in zip(index.tolist(), distance.tolist())]
 
     def site_proposals(
-        self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, spacegroup: int
+        self,
+        pattern: str,
+        elements: tuple[str, ...],
+        counts: tuple[int, ...] | None,
+        spacegroup: int,
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+        fits: Callable[[SiteList], bool] | None = None,
     ) -> list[tuple[list[tuple[str, str]], float]]:
-        """Distinct site lists of the nearest same-prototype crystals in ``spacegroup``, each with its
-        share of them (exp(-distance / scale) weights). Whether a list fits the request is for the
-        decoder to check."""
+        """Distinct site lists of the nearest same-prototype crystals in ``spacegroup`` (those that
+        pass ``fits``, the decoder's check against the request), each with its share of them
+        (exp(-distance / scale) weights)."""
         part = self.settings[pattern].sites if pattern in self.settings else None
         if part is None or part.weight == 0:
             return []
-        found = self.site_neighbours(pattern, elements, counts, spacegroup, part.k)
+        found = self.site_neighbours(pattern, elements, counts, spacegroup, part, band_gap, formation_energy, fits)
         if not found:
             return []
         sites, distances = zip(*found)
         return [(list(s), w) for s, w in neighbour_shares(sites, distances, part).items()]
 
+    def part_bonus(
+        self,
+        pool: tuple[np.ndarray, np.ndarray],
+        part: PriorPart,
+        groups: Iterable[int],
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+    ) -> dict[int, float]:
+        """``weight * log(share + floor)`` of one part for each group; all zero when the pool is empty
+        (no crystal of this prototype is known: the part abstains)."""
+        groups = list(groups)
+        if part.weight == 0 or len(pool[0]) == 0:
+            return dict.fromkeys(groups, 0.0)
+        index, distance = self.closest(pool, part, band_gap, formation_energy)
+        share = neighbour_shares(self.groups[index].tolist(), distance.tolist(), part)
+        return {g: part.weight * math.log(share.get(g, 0.0) + part.floor) for g in groups}
+
     def bonus(
-        self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, groups: Iterable[int]
+        self,
+        pattern: str,
+        elements: tuple[str, ...],
+        counts: tuple[int, ...] | None,
+        groups: Iterable[int],
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
     ) -> dict[int, float]:
         """Sum over the two parts of ``weight * log(share + floor)`` for each group."""
         groups = list(groups)
@@ -270,18 +385,13 @@ class NeighbourPrior:
         settings = self.settings.get(pattern)
         if settings is None:
             return total
-        for part, nearest in (
-            (settings.elements, self.nearest_elements),
-            (settings.prototype, self.nearest_prototypes),
-        ):
+        for name in ("elements", "prototype"):
+            part: PriorPart = getattr(settings, name)
             if part.weight == 0:
                 continue
-            found, distance = nearest(pattern, elements, counts, part.k)
-            if len(found) == 0:  # no crystal of this prototype is known: the part abstains
-                continue
-            share = neighbour_shares(found.tolist(), distance.tolist(), part)
-            for g in groups:
-                total[g] += part.weight * math.log(share.get(g, 0.0) + part.floor)
+            pool = self.pool(name, pattern, elements, counts)
+            for g, value in self.part_bonus(pool, part, groups, band_gap, formation_energy).items():
+                total[g] += value
         return total
 
 

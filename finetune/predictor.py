@@ -71,7 +71,11 @@ class ConstraintPredictor:
         rng: random.Random | None = None,
     ) -> list[tuple[int, float]]:
         """Stage 1: the best ``k`` of ``groups`` by LM log-probability plus the neighbour prior."""
-        bonus = self.prior.bonus(ctx.pattern, ctx.elements, ctx.counts, groups) if self.prior else None
+        bonus = (
+            self.prior.bonus(ctx.pattern, ctx.elements, ctx.counts, groups, ctx.band_gap, ctx.formation_energy)
+            if self.prior
+            else None
+        )
         return rank_spacegroups(self.scorer, ctx, groups, k, temperature, rng, bonus)
 
     def rank_site_lists(
@@ -89,11 +93,21 @@ class ConstraintPredictor:
         part = self.prior.settings[ctx.pattern].sites if self.prior and ctx.pattern in self.prior.settings else None
         if part is None or part.weight == 0:
             return ranked
+        fitted: dict[tuple, State | None] = {}
+
+        def fits(sites) -> bool:  # the decoder could have written this list for this request
+            state = state_from_sites(spacegroup, list(sites), ctx.elements)
+            ok = state is not None and all(state.so_far) and target.can_end(spacegroup, state)
+            fitted[tuple(sites)] = state if ok else None
+            return ok
+
+        proposals = self.prior.site_proposals(
+            ctx.pattern, ctx.elements, ctx.counts, spacegroup, ctx.band_gap, ctx.formation_energy, fits
+        )
         share: dict[tuple, tuple[State, float]] = {}
-        for sites, weight in self.prior.site_proposals(ctx.pattern, ctx.elements, ctx.counts, spacegroup):
-            state = state_from_sites(spacegroup, sites, ctx.elements)
-            if state is not None and all(state.so_far) and target.can_end(spacegroup, state):  # fits the request
-                share[state.sites] = (state, weight)
+        for sites, weight in proposals:
+            state = fitted[tuple(sites)]
+            share[state.sites] = (state, weight)
         if not share:
             return ranked
         if temperature <= 0:

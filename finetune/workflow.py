@@ -91,6 +91,7 @@ def run_finetune(
     for stage in stages:
         if not (output / stage).exists():
             train_adapter(stage, base, train, output, cfg, val=val)
-    if not (output / PRIOR_FILE).exists():  # the neighbour prior: the same training crystals
-        NeighbourPrior.from_records(train).save(output / PRIOR_FILE)
+    # the neighbour prior: the same training crystals. Always rewritten (seconds), so that running
+    # finetune again on a finished folder brings an older prior file up to date.
+    NeighbourPrior.from_records(train).save(output / PRIOR_FILE)
     return output

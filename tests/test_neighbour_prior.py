@@ -25,6 +25,15 @@ ELEMENTS_ONLY = {p: PriorSettings(PriorPart(weight=1.0, k=3, scale=0.2, floor=0.
 PROTOTYPE_ONLY = {p: PriorSettings(OFF, PriorPart(weight=1.0, k=1, scale=5.0, floor=0.01)) for p in PATTERNS}
 SITES_ONLY = {p: PriorSettings(OFF, OFF, PriorPart(weight=2.0, k=3, scale=5.0, floor=0.01)) for p in PATTERNS}
 ON = ELEMENTS_ONLY
+# (cell formula, group, sites, band gap eV, formation energy eV/atom)
+TITANIUM_OXIDES = [
+    ("Ti4O4", 225, "Ti:4a O:4b", 0.0, -2.6),  # metallic rock-salt TiO
+    ("Ti2O2", 187, "Ti:1a Ti:1d O:1f O:1c", 0.0, -2.5),
+    ("Ti2O4", 136, "Ti:2a O:4f", 1.8, -3.5),  # rutile
+    ("Ti4O8", 141, "Ti:4a O:8e", 2.1, -3.5),  # anatase
+    ("Ti4O8", 225, "Ti:4a O:8c", 1.0, -3.2),  # fluorite-type TiO2
+    ("Ti4O6", 167, "Ti:4c O:6e", None, -3.3),  # corundum Ti2O3, band gap unknown
+]
 
 
 def test_prior_favours_groups_of_similar_compositions():
@@ -77,8 +86,10 @@ def test_prototype_part_finds_chemically_close_crystals_of_the_same_formula_type
 
 
 def test_prior_file_round_trip_and_bad_file(tmp_path):
-    NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")
-    assert load_prior(tmp_path).entries == KNOWN
+    NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")  # no properties: stored as unknown
+    assert load_prior(tmp_path).entries == [(*entry, None, None) for entry in KNOWN]
+    NeighbourPrior(TITANIUM_OXIDES).save(tmp_path / "neighbours.json.gz")
+    assert load_prior(tmp_path).entries == TITANIUM_OXIDES
     assert load_prior(tmp_path / "elsewhere") is None
     (tmp_path / "bad").mkdir()
     with gzip.open(tmp_path / "bad" / "neighbours.json.gz", "wt") as handle:
@@ -115,9 +126,10 @@ def test_prior_reorders_stage_one_but_answers_stay_valid():
 
 def test_site_lists_of_a_prototype_map_onto_the_request_elements():
     prior = NeighbourPrior(KNOWN, SITES_ONLY)
-    found = prior.site_neighbours("formula", ("K", "Br"), (4, 4), 225, 3)
+    part = SITES_ONLY["formula"].sites
+    found = prior.site_neighbours("formula", ("K", "Br"), (4, 4), 225, part)
     assert [sites for sites, _ in found] == [(("Br", "4b"), ("K", "4a"))] * 3  # cation on 4a, anion on 4b
-    assert prior.site_neighbours("formula", ("K", "Br"), (4, 4), 221, 3) == []  # none known in that group
+    assert prior.site_neighbours("formula", ("K", "Br"), (4, 4), 221, part) == []  # none known in that group
     proposals = prior.site_proposals("formula", ("K", "Br"), (4, 4), 225)
     assert proposals == [([("Br", "4b"), ("K", "4a")], pytest.approx(1.0))]
 
@@ -154,3 +166,78 @@ def test_prior_in_use_follows_the_settings_of_the_request_pattern(tmp_path):
     )
     assert not prior_in_use(tmp_path / "empty")
     assert not prior_in_use(endpoint="http://localhost:8000")
+
+
+def _with_properties(band_gap: float = 0.0, formation_energy: float = 0.0, **part) -> PriorPart:
+    return PriorPart(
+        **{"weight": 1.0, "k": 2, "scale": 0.5, "floor": 0.01, **part},
+        band_gap_weight=band_gap,
+        formation_energy_weight=formation_energy,
+    )
+
+
+def test_requested_band_gap_picks_which_same_element_crystals_vote():
+    # elements only: every Ti-O crystal is at distance 0; the band gap decides which two speak
+    settings = {p: PriorSettings(_with_properties(band_gap=1.0), OFF) for p in PATTERNS}
+    prior = NeighbourPrior(TITANIUM_OXIDES, settings)
+    groups = [225, 187, 136, 141, 167]
+    wide = prior.bonus("elements", ("Ti", "O"), None, groups, band_gap=2.0)
+    metal = prior.bonus("elements", ("Ti", "O"), None, groups, band_gap=0.0)
+    assert max(wide, key=wide.get) in (136, 141) and wide[136] > wide[187]
+    assert max(metal, key=metal.get) in (225, 187) and metal[187] > metal[136]
+    blind = prior.bonus("elements", ("Ti", "O"), None, groups)  # no target: properties play no part
+    assert blind == NeighbourPrior(
+        TITANIUM_OXIDES, {p: PriorSettings(_with_properties(), OFF) for p in PATTERNS}
+    ).bonus("elements", ("Ti", "O"), None, groups, band_gap=2.0)
+
+
+def test_unknown_property_of_a_known_crystal_counts_as_the_configured_difference():
+    from xtalagent import config
+
+    prior = NeighbourPrior(TITANIUM_OXIDES)
+    pool = prior.pool("elements", "elements", ("Ti", "O"), None)
+    index, distance = prior.closest(pool, _with_properties(band_gap=1.0, k=6), band_gap=2.0)
+    corundum = TITANIUM_OXIDES.index(("Ti4O6", 167, "Ti:4c O:6e", None, -3.3))
+    position = index.tolist().index(corundum)
+    assert distance[position] == pytest.approx(config.CONSTRAINT_PRIOR_UNKNOWN_PROPERTY["band_gap"])
+    assert list(distance) == sorted(distance)
+
+
+def test_formation_energy_steers_the_stoichiometry_of_site_proposals():
+    # in Fm-3m both TiO (rock salt) and TiO2 (fluorite) are known: the target energy picks the list
+    sites = PriorPart(weight=2.0, k=1, scale=5.0, floor=0.01, formation_energy_weight=10.0)
+    prior = NeighbourPrior(TITANIUM_OXIDES, {p: PriorSettings(OFF, OFF, sites) for p in PATTERNS})
+    oxide = prior.site_proposals("elements", ("Ti", "O"), None, 225, formation_energy=-3.2)
+    suboxide = prior.site_proposals("elements", ("Ti", "O"), None, 225, formation_energy=-2.6)
+    assert [s for s, _ in oxide] == [[("O", "8c"), ("Ti", "4a")]]
+    assert [s for s, _ in suboxide] == [[("O", "4b"), ("Ti", "4a")]]
+
+
+def test_elements_request_with_a_wide_gap_gets_a_dioxide_from_the_predictor():
+    request = {"elements": ["Ti", "O"], "band_gap": 2.0, "max_atoms": 12}
+    settings = {
+        p: PriorSettings(_with_properties(band_gap=1.0, weight=3.0), OFF, _with_properties(band_gap=1.0, weight=3.0))
+        for p in PATTERNS
+    }
+    helped = ConstraintPredictor(_PrefersGroup(225), prior=NeighbourPrior(TITANIUM_OXIDES, settings))
+    best = helped.predict(request, top_k=3)
+    assert best[0].spacegroup in (136, 141) and best[0].formula in ("Ti2O4", "Ti4O8")
+    for candidate in best:
+        assert check_candidate(candidate, request) == (True, True)
+
+
+def test_site_proposals_skip_known_cells_that_do_not_fit_the_request():
+    # the fluorite-type Ti4O8 is closest in formation energy but has 12 atoms: with a cap of 10 the
+    # next crystal of the group (rock-salt Ti4O4) must speak instead of no one
+    sites = PriorPart(weight=2.0, k=1, scale=5.0, floor=0.01, formation_energy_weight=10.0)
+    prior = NeighbourPrior(TITANIUM_OXIDES, {p: PriorSettings(OFF, OFF, sites) for p in PATTERNS})
+    small = lambda found: sum(int(label[:-1]) for _, label in found) <= 10  # noqa: E731
+    unfiltered = prior.site_proposals("elements", ("Ti", "O"), None, 225, formation_energy=-3.2)
+    assert [s for s, _ in unfiltered] == [[("O", "8c"), ("Ti", "4a")]]
+    fitting = prior.site_proposals("elements", ("Ti", "O"), None, 225, formation_energy=-3.2, fits=small)
+    assert [s for s, _ in fitting] == [[("O", "4b"), ("Ti", "4a")]]
+    request = {"elements": ["Ti", "O"], "formation_energy": -3.2, "max_atoms": 10, "spacegroup": 225}
+    best = ConstraintPredictor(_PrefersGroup(225, sites_start=" Ti 4b"), prior=prior).predict(request, top_k=2)
+    assert [(s.element, s.wyckoff) for s in best[0].sites] == [("Ti", "4a"), ("O", "4b")]
+    for candidate in best:
+        assert check_candidate(candidate, request) == (True, True)
