@@ -41,6 +41,7 @@ from pymatgen.core import Element
 from xtalagent import config
 from xtalagent.composition import format_counts, parse_counts
 from xtalagent.errors import XtalAgentError
+from xtalagent.finetune.substitution import substitution_distances
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
@@ -57,6 +58,10 @@ class PriorPart:
     floor: float
     band_gap_weight: float = 0.0  # distance per eV of band-gap difference to the request
     formation_energy_weight: float = 0.0  # distance per eV/atom of formation-energy difference
+    # prototype and sites parts: the chemical distance of two same-prototype crystals is their
+    # Pettifor-number distance plus this times the data-mined substitution distance of the paired
+    # elements (finetune/substitution.py)
+    substitution_weight: float = 0.0
 
 
 SILENT = PriorPart(weight=0.0, k=1, scale=1.0, floor=1.0)
@@ -149,16 +154,24 @@ class NeighbourPrior:
         self.entries = [_entry(*e) for e in entries]
         self.settings = settings or {p: PriorSettings.from_dict(s) for p, s in config.CONSTRAINT_PRIOR.items()}
         cells = [parse_counts(e[0]) for e in self.entries]
-        # prototype tables, per pattern: anonymous formula -> (Pettifor numbers, entry indices)
-        self.prototypes: dict[str, dict[tuple, tuple[np.ndarray, np.ndarray]]] = {}
+        self.substitution_row, self.substitution = substitution_distances(
+            (self._template(cell, group, sites), prototype_order("formula", cell, cell.values()))
+            for cell, (_, group, sites, *_) in zip(cells, self.entries)
+        )
+        # prototype tables, per pattern: anonymous formula -> (Pettifor numbers, entry indices,
+        # substitution-table rows of the elements), elements in prototype order
+        self.prototypes: dict[str, dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         for pattern in ("formula", "composition", "elements"):
-            table: dict[tuple, tuple[list, list]] = {}
+            table: dict[tuple, tuple[list, list, list]] = {}
             for index, cell in enumerate(cells):
                 key, numbers = prototype_key(pattern, cell, cell.values())
-                rows = table.setdefault(key, ([], []))
+                rows = table.setdefault(key, ([], [], []))
                 rows[0].append(numbers)
                 rows[1].append(index)
-            self.prototypes[pattern] = {k: (np.array(v, dtype=np.float32), np.array(i)) for k, (v, i) in table.items()}
+                rows[2].append(self._substitution_rows(prototype_order(pattern, cell, cell.values())))
+            self.prototypes[pattern] = {
+                k: (np.array(v, dtype=np.float32), np.array(i), np.array(r)) for k, (v, i, r) in table.items()
+            }
         symbols = sorted({el for cell in cells for el in cell})
         self.column = {el: i for i, el in enumerate(symbols)}
         self.groups = np.array([e[1] for e in self.entries])
@@ -175,6 +188,18 @@ class NeighbourPrior:
                 self.fractions[row, self.column[el]] = n / total
             self.log_size[row] = math.log(total)
         self.presence = (self.fractions > 0).astype(np.float32)
+
+    @staticmethod
+    def _template(cell: dict[str, int], group: int, sites: str) -> tuple:
+        """Anonymous cell formula, group and Wyckoff sites: crystals sharing it differ only by substitution."""
+        order = prototype_order("formula", cell, cell.values())
+        place = {el: i for i, el in enumerate(order)}
+        anonymous = tuple(sorted((place[el], label) for el, label in (x.split(":") for x in sites.split())))
+        return tuple(cell[el] for el in order), group, anonymous
+
+    def _substitution_rows(self, elements: Iterable[str]) -> list[int]:
+        unknown = len(self.substitution) - 1
+        return [self.substitution_row.get(el, unknown) for el in elements]
 
     def settings_dict(self) -> dict:
         return {pattern: settings.as_dict() for pattern, settings in self.settings.items()}
@@ -236,16 +261,23 @@ class NeighbourPrior:
         return distance
 
     def pool(
-        self, part: str, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None, spacegroup=None
+        self,
+        part: str,
+        pattern: str,
+        elements: tuple[str, ...],
+        counts: tuple[int, ...] | None,
+        spacegroup: int | None = None,
+        substitution_weight: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(entry indices, distances) of the ``config.CONSTRAINT_PRIOR_POOL`` known crystals closest to the
-        request by composition (``part="elements"``) or prototype (``"prototype"``), nearest first;
-        with ``spacegroup``, only the crystals in that group (prototype part only)."""
+        request by composition (``part="elements"``) or prototype (``"prototype"``: chemical distance,
+        see :meth:`_prototype_matches`), nearest first; with ``spacegroup``, only the crystals in that
+        group (prototype part only)."""
         if part == "elements":
             index = np.arange(len(self.entries))
             distance = self.distances(pattern, elements, counts)
         else:
-            index, distance = self._prototype_matches(pattern, elements, counts)
+            index, distance = self._prototype_matches(pattern, elements, counts, substitution_weight)
             if spacegroup is not None:
                 same = self.groups[index] == spacegroup
                 index, distance = index[same], distance[same]
@@ -284,13 +316,21 @@ class NeighbourPrior:
         index, distance = self.pool("elements", pattern, elements, counts)
         return self.groups[index[:k]], distance[:k]
 
-    def _prototype_matches(self, pattern, elements, counts) -> tuple[np.ndarray, np.ndarray]:
-        """(entry indices, Pettifor distances) of the crystals with the request's anonymous formula."""
+    def _prototype_matches(
+        self, pattern, elements, counts, substitution_weight: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(entry indices, chemical distances) of the crystals with the request's anonymous formula:
+        Pettifor-number distance plus ``substitution_weight`` times the substitution distance of the
+        paired elements."""
         key, numbers = prototype_key(pattern, elements, counts)
         table = self.prototypes[pattern].get(key)
         if table is None:
             return np.array([], dtype=int), np.array([])
-        return table[1], np.abs(table[0] - np.array(numbers, dtype=np.float32)).sum(axis=1)
+        distance = np.abs(table[0] - np.array(numbers, dtype=np.float32)).sum(axis=1)
+        if substitution_weight:
+            mine = np.array(self._substitution_rows(prototype_order(pattern, elements, counts)))
+            distance = distance + substitution_weight * self.substitution[mine[None, :], table[2]].sum(axis=1)
+        return table[1], distance
 
     def nearest_prototypes(self, pattern, elements, counts, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(groups, distances) of the ``k`` closest crystals with the request's anonymous formula."""
@@ -305,6 +345,28 @@ class NeighbourPrior:
         rename = dict(zip(prototype_order(pattern, cell, cell.values()), prototype_order(pattern, elements, counts)))
         return tuple(sorted((rename[el], label) for el, label in (x.split(":") for x in sites.split())))
 
+    def site_pool(
+        self,
+        pattern: str,
+        elements: tuple[str, ...],
+        counts: tuple[int, ...] | None,
+        spacegroup: int,
+        fits: Callable[[SiteList], bool] | None = None,
+        substitution_weight: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, SiteList]]:
+        """(entry indices, distances, index -> site list on the request's elements) of the pool of
+        same-prototype crystals in ``spacegroup``. With ``fits``, only crystals whose list passes it
+        stay: a 48-atom cell says nothing to a request capped at 20 atoms, and must not crowd out
+        the smaller cells behind it."""
+        index, distance = self.pool("prototype", pattern, elements, counts, spacegroup, substitution_weight)
+        sites = [self.sites_on(pattern, elements, counts, i) for i in index.tolist()]
+        if fits is not None:
+            verdict = {s: fits(s) for s in dict.fromkeys(sites)}
+            keep = np.array([verdict[s] for s in sites], dtype=bool)
+            index, distance = index[keep], distance[keep]
+            sites = [s for s, ok in zip(sites, keep.tolist()) if ok]
+        return index, distance, dict(zip(index.tolist(), sites))
+
     def site_neighbours(
         self,
         pattern: str,
@@ -316,18 +378,19 @@ class NeighbourPrior:
         formation_energy: float | None = None,
         fits: Callable[[SiteList], bool] | None = None,
     ) -> list[tuple[SiteList, float]]:
-        """(site list on the request's elements, distance) of the part's ``k`` closest same-prototype
-        crystals in ``spacegroup`` (properties included), nearest first. With ``fits``, only crystals
-        whose list passes it count: a 48-atom cell says nothing to a request capped at 20 atoms, and
-        must not crowd out the smaller cells behind it."""
-        index, distance = self.pool("prototype", pattern, elements, counts, spacegroup)
-        sites = [self.sites_on(pattern, elements, counts, i) for i in index.tolist()]
-        if fits is not None:
-            verdict = {s: fits(s) for s in dict.fromkeys(sites)}
-            keep = np.array([verdict[s] for s in sites], dtype=bool)
-            index, distance = index[keep], distance[keep]
-            sites = [s for s, ok in zip(sites, keep.tolist()) if ok]
-        site_of = dict(zip(index.tolist(), sites))
+        """(site list on the request's elements, distance) of the part's ``k`` closest crystals of the
+        site pool (properties included), nearest first."""
+        index, distance, site_of = self.site_pool(pattern, elements, counts, spacegroup, fits, part.substitution_weight)
+        return self.closest_sites((index, distance, site_of), part, band_gap, formation_energy)
+
+    def closest_sites(
+        self,
+        site_pool: tuple[np.ndarray, np.ndarray, dict[int, SiteList]],
+        part: PriorPart,
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+    ) -> list[tuple[SiteList, float]]:
+        index, distance, site_of = site_pool
         index, distance = self.closest((index, distance), part, band_gap, formation_energy)
         return [(site_of[i], d) for i, d in zip(index.tolist(), distance.tolist())]
 
@@ -389,7 +452,7 @@ class NeighbourPrior:
             part: PriorPart = getattr(settings, name)
             if part.weight == 0:
                 continue
-            pool = self.pool(name, pattern, elements, counts)
+            pool = self.pool(name, pattern, elements, counts, substitution_weight=part.substitution_weight)
             for g, value in self.part_bonus(pool, part, groups, band_gap, formation_energy).items():
                 total[g] += value
         return total
