@@ -35,7 +35,7 @@ import numpy as np
 from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for, sample_records
-from xtalagent.finetune.decoding import rank_sites, rank_spacegroups, score_states, state_from_sites
+from xtalagent.finetune.decoding import fitting_state, rank_sites, rank_spacegroups, score_states
 from xtalagent.finetune.neighbour_prior import SILENT, NeighbourPrior, PriorPart, PriorSettings, neighbour_shares
 from xtalagent.finetune.predictor import load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
@@ -178,8 +178,8 @@ def baseline(prior: NeighbourPrior, rows: list[dict], name: str, substitution_we
 
 
 def site_rows(predictor, prior: NeighbourPrior, records, pattern: str, prop: str) -> list[dict]:
-    """Stage 2 given the true group: the LM's 5 best site lists plus every fitting list of the
-    same-prototype crystals in the group's pool."""
+    """Stage 2 given the true group: the LM's 5 best site lists (its beam) plus every fitting list of
+    the same-prototype crystals in the group's pool, all scored by the LM."""
     rows = []
     for record in records:
         request = request_for(record, pattern, prop)
@@ -192,10 +192,11 @@ def site_rows(predictor, prior: NeighbourPrior, records, pattern: str, prop: str
         pool = prior.pool("prototype", ctx.pattern, ctx.elements, ctx.counts, group)
         sites_of = [prior.sites_on(ctx.pattern, ctx.elements, ctx.counts, i) for i in pool[0].tolist()]
         states = {state.sites: (state, score) for state, score in rank_sites(predictor.scorer, ctx, target, group, 5)}
+        beam = [tuple(sorted(site_labels(group, st, ctx.elements))) for st, _ in states.values()]
         extra = []
         for sites in dict.fromkeys(sites_of):
-            state = state_from_sites(group, list(sites), ctx.elements)
-            if state is not None and all(state.so_far) and target.can_end(group, state) and state.sites not in states:
+            state = fitting_state(target, group, sites, ctx.elements)
+            if state is not None and state.sites not in states:
                 states[state.sites] = (state, None)
                 extra.append(state)
         for state, score in zip(extra, score_states(predictor.scorer, ctx, group, extra) if extra else []):
@@ -207,6 +208,7 @@ def site_rows(predictor, prior: NeighbourPrior, records, pattern: str, prop: str
                 "half": half(record.id),
                 "truth": truth,
                 "candidates": candidates,
+                "beam": set(beam),
                 "pool": pool,
                 "sites_of": dict(zip(pool[0].tolist(), sites_of)),
                 "properties": (ctx.band_gap, ctx.formation_energy),
@@ -226,16 +228,18 @@ def site_neighbours(prior: NeighbourPrior, row: dict, part: PriorPart) -> list[t
 
 
 def site_top1_right(prior: NeighbourPrior, row: dict, part: PriorPart | None) -> bool:
-    share: dict = {}
+    """Whether the list the predictor would rank first is the true one. As in
+    ``ConstraintPredictor.rank_site_lists``, the choice is among the LM's beam and the lists of the
+    ``k`` proposals only, scored by LM log-probability plus the sites prior."""
     found = site_neighbours(prior, row, part) if part is not None and part.weight > 0 else []
-    if found:
-        share = neighbour_shares(*zip(*found), part)
+    share = neighbour_shares(*zip(*found), part) if found else {}
+    offered = row["beam"] | set(share)
 
     def score(candidate) -> float:
         sites, lm = candidate
         return lm + (part.weight * math.log(share.get(sites, 0.0) + part.floor) if share else 0.0)
 
-    best = max(row["candidates"], key=score)[0]
+    best = max((c for c in row["candidates"] if c[0] in offered), key=score)[0]
     return Counter(best) == row["truth"]
 
 

@@ -64,14 +64,14 @@ CONSTRAINT_BASE_LAYERS: int = 4
 CONSTRAINT_VARIANTS_PER_RECORD: int = 2
 #: Neighbour prior (finetune/neighbour_prior.py), per request pattern and part: a stage-1 group's
 #: score is LM log p + sum over parts of weight * log(share of the part's k neighbours in that group
-#: + floor), neighbours weighted exp(-distance / scale). Parts: "elements" (L1 on element fractions)
-#: and "prototype" (same anonymous formula; chemical distance: Pettifor-number distance plus
-#: substitution_weight x the data-mined substitution distance, finetune/substitution.py); "sites" does
-#: the same for the stage-2 site lists of same-prototype crystals in the chosen group. A neighbour's
-#: distance grows by band_gap_weight per eV between its band gap and the requested one
-#: (formation_energy_weight per eV/atom), so the target properties choose which known crystals speak.
-#: Chosen on half A of MP val by bench/bench_constraint_prior.py, which reports half B; a weight of 0
-#: turns a part off.
+#: + floor), neighbours weighted exp(-distance / scale). Parts: "elements" (L1 on element fractions;
+#: element presence for elements-only requests) and "prototype" (same anonymous formula; chemical
+#: distance: Pettifor-number distance plus substitution_weight x the data-mined substitution
+#: distance, finetune/substitution.py); "sites" does the same for the stage-2 site lists of
+#: same-prototype crystals in the chosen group. A neighbour's distance grows by band_gap_weight per
+#: eV between its band gap and the requested one (formation_energy_weight per eV/atom), so the
+#: target properties choose which known crystals speak. Chosen on half A of MP val by
+#: bench/bench_constraint_prior.py, which reports half B; a weight of 0 turns a part off.
 CONSTRAINT_PRIOR: dict[str, dict[str, dict[str, float]]] = {
     "formula": {
         "elements": {"weight": 1.5, "k": 10, "scale": 1.0, "floor": 0.05, "band_gap_weight": 1.0},

@@ -138,6 +138,15 @@ def state_from_sites(spacegroup: int, sites: list[tuple[str, str]], elements: tu
     return state
 
 
+def fitting_state(target: Target, spacegroup: int, sites, elements: tuple[str, ...]) -> State | None:
+    """The decoder state of a site list from elsewhere (a known crystal's), or None unless the
+    decoder could have written it as a complete answer to this request."""
+    state = state_from_sites(spacegroup, list(sites), elements)
+    if state is None or not all(state.so_far) or not target.can_end(spacegroup, state):
+        return None
+    return state
+
+
 def score_states(scorer: Scorer, ctx: Context, spacegroup: int, states: list[State]) -> list[float]:
     """Log-probability of complete site lists, as :func:`rank_sites` scores its finished beams."""
     texts = [_text(spacegroup, ctx, state) for state in states]

@@ -1,29 +1,34 @@
-"""A space-group prior from known crystals similar to the request, added to stage 1.
+"""Known crystals similar to the request vote beside the language model, in both stages.
 
 The compact language model has seen 18k crystals and knows no chemistry beyond them; it ranks
 groups well but is often unsure between a few. Known crystals that resemble the request are a
 strong hint it does not fully absorb, in two senses:
 
 * **same elements**: the ``k`` nearest training compositions by L1 distance on element fractions
-  (the nearest one alone is right for a third of MP val);
+  (element presence for elements-only requests; the nearest one alone is right for a third of MP
+  val);
 * **same prototype**: training crystals with the same anonymous formula (``A2B6``: the same sorted
-  counts) whose elements, paired off in Pettifor (Mendeleev-number) order, are chemically closest
-  (sum of Mendeleev-number differences). This is the substitution rule a chemist uses
-  (NaCl -> KBr) and is right for about 60 % of MP val by itself.
+  counts) whose elements, paired off in Pettifor (Mendeleev-number) order, are chemically closest:
+  the sum of Mendeleev-number differences plus ``substitution_weight`` times the data-mined
+  substitution distance of the paired elements (:mod:`~xtalagent.finetune.substitution`). This is
+  the substitution rule a chemist uses (NaCl -> KBr) and is right for about 60 % of MP val by
+  itself.
 
 Stage 1 ranks each feasible group by
 
     log p_LM(group | prompt) + sum over the two parts of weight * log(share(group) + floor)
 
 where ``share`` is the exp(-distance / scale)-weighted fraction of a part's ``k`` neighbours in
-that group. The target properties count too: a neighbour's distance grows by ``band_gap_weight``
-per eV between its band gap and the requested one (and likewise for the formation energy), so
-"Ti-O, band gap 3 eV" listens to the wide-gap titanium oxides, not to metallic TiO. The ``k``
-neighbours are the closest by that distance among the ``config.CONSTRAINT_PRIOR_POOL`` closest by
-composition (or prototype) alone. Only validity-checked groups are ever ranked, so the prior can reorder answers but
-never make an invalid one. The known crystals are those the adapters were trained on (the
-``train`` split), stored beside the adapters as ``neighbours.json.gz``; ``val`` and ``test``
-crystals are never in it.
+that group. Stage 2 does the same for site lists: the same-prototype crystals of the chosen group
+whose site lists fit the request (the decoder's check) propose them, mapped onto the request's
+elements. The target properties count in every part whose property weights are set: a
+neighbour's distance grows by ``band_gap_weight`` per eV between its band gap and the requested
+one (and likewise for the formation energy), so a wide-gap request listens to wide-gap crystals.
+The ``k`` neighbours are the closest by that distance among the ``config.CONSTRAINT_PRIOR_POOL``
+closest by composition (or prototype) alone. Only validity-checked answers are ever ranked, so
+the prior can reorder answers but never make an invalid one. The known crystals are those the
+adapters were trained on (the ``train`` split), stored with their properties beside the adapters
+as ``neighbours.json.gz``; ``val`` and ``test`` crystals are never in it.
 """
 
 from __future__ import annotations
@@ -189,6 +194,12 @@ class NeighbourPrior:
             self.log_size[row] = math.log(total)
         self.presence = (self.fractions > 0).astype(np.float32)
 
+    @property
+    def has_properties(self) -> bool:
+        """Whether any known crystal carries a band gap or formation energy (files written before the
+        prior weighed properties carry none)."""
+        return any(e[3] is not None or e[4] is not None for e in self.entries)
+
     @staticmethod
     def _template(cell: dict[str, int], group: int, sites: str) -> tuple:
         """Anonymous cell formula, group and Wyckoff sites: crystals sharing it differ only by substitution."""
@@ -234,9 +245,9 @@ class NeighbourPrior:
         try:
             with gzip.open(path, "rt") as handle:
                 entries = [_entry(*row) for row in json.load(handle)["entries"]]
+            return cls(entries)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise XtalAgentError(f"{path}: not a neighbour prior file ({exc})") from exc
-        return cls(entries)
+            raise XtalAgentError(f"{path}: not a neighbour prior file ({exc!r})") from exc
 
     def distances(self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None) -> np.ndarray:
         """L1 distance of every known crystal to the request: fractions (+ cell size), or element sets."""

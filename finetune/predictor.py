@@ -7,6 +7,7 @@ and the JSONL contract. Every candidate it returns is re-validated as a
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from xtalagent import config
 from xtalagent.composition import format_counts
 from xtalagent.errors import InputError, XtalAgentError, validation_message
-from xtalagent.finetune.decoding import Context, rank_sites, rank_spacegroups, score_states, state_from_sites
+from xtalagent.finetune.decoding import Context, fitting_state, rank_sites, rank_spacegroups, score_states
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
@@ -36,7 +37,7 @@ def load_predictor(
 ) -> ConstraintPredictor:
     """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint.
 
-    The model folder's neighbour prior (``neighbours.json.gz``) joins stage 1 unless ``use_prior``
+    The model folder's neighbour prior (``neighbours.json.gz``) joins both stages unless ``use_prior``
     is false; with an endpoint it is taken from ``model`` when a folder is given.
     """
     if endpoint:
@@ -93,21 +94,18 @@ class ConstraintPredictor:
         part = self.prior.settings[ctx.pattern].sites if self.prior and ctx.pattern in self.prior.settings else None
         if part is None or part.weight == 0:
             return ranked
-        fitted: dict[tuple, State | None] = {}
 
-        def fits(sites) -> bool:  # the decoder could have written this list for this request
-            state = state_from_sites(spacegroup, list(sites), ctx.elements)
-            ok = state is not None and all(state.so_far) and target.can_end(spacegroup, state)
-            fitted[tuple(sites)] = state if ok else None
-            return ok
+        def fits(sites) -> bool:
+            return fitting_state(target, spacegroup, sites, ctx.elements) is not None
 
         proposals = self.prior.site_proposals(
             ctx.pattern, ctx.elements, ctx.counts, spacegroup, ctx.band_gap, ctx.formation_energy, fits
         )
         share: dict[tuple, tuple[State, float]] = {}
         for sites, weight in proposals:
-            state = fitted[tuple(sites)]
-            share[state.sites] = (state, weight)
+            state = fitting_state(target, spacegroup, sites, ctx.elements)
+            if state is not None:
+                share[state.sites] = (state, weight)
         if not share:
             return ranked
         if temperature <= 0:
@@ -140,6 +138,10 @@ class ConstraintPredictor:
     ) -> list[Candidate]:
         """Ranked valid candidates, best first; raises :class:`InputError` if none can exist.
 
+        Best first means: the best site list of each of stage 1's groups, in stage-1 order, then
+        the second-best lists, and so on (one group given: its lists by score). ``score`` is the
+        group's plus the list's log-probability (with the prior's votes).
+
         ``allowed_groups`` restricts stage 1 to these groups (a user's symmetry wishes such as
         "cubic, not 221"), so the model ranks only groups the user accepts instead of its top-k
         being filtered afterwards into nothing.
@@ -169,8 +171,10 @@ class ConstraintPredictor:
                     + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
                 )
             groups = self.rank_groups(ctx, feasible, self.sg_candidates or top_k, temperature, rng)
-        candidates: list[Candidate] = []
+        per_group: list[list[Candidate]] = []
         for spacegroup, sg_score in groups:
+            candidates: list[Candidate] = []
+            per_group.append(candidates)
             for state, site_score in self.rank_site_lists(ctx, target, spacegroup, top_k, temperature, rng):
                 sites = [
                     SiteSpec(element=el, wyckoff=label) for el, label in site_labels(spacegroup, state, target.elements)
@@ -187,8 +191,14 @@ class ConstraintPredictor:
                         score=round(sg_score + site_score, 4),
                     )
                 )
-        candidates.sort(key=lambda c: -c.score)
-        return candidates[:top_k]
+        # The two stages decide in turn, as in CrystalGF: the group is stage 1's choice, the sites the
+        # best for that group. So the best list of every group comes first, in stage-1 order, then
+        # the second-best lists, and so on. Sorting by the summed score instead lets the site
+        # lists' log-probabilities (which vary with their length) overrule stage 1: on MP val half B,
+        # elements + formation energy, the top group was right 31.0 % of the time that way, 34.1 %
+        # this way.
+        ordered = [c for rank in itertools.zip_longest(*per_group) for c in rank if c is not None]
+        return ordered[:top_k]
 
     def predict_line(self, data: Any, top_k: int = 5, temperature: float = 0.0, seed: int = 0) -> Prediction:
         """One JSONL request to one output record; errors become an ``error`` field."""

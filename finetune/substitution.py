@@ -15,22 +15,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 #: PMI (natural log) at which two elements count as perfectly interchangeable; distances are
 #: ``CAP - PMI`` clipped to [0, CAP]. Na/K or O/S, which swap ~7x more often than chance, sit at ~2.
 CAP = 4.0
-#: Pairs of one template counted at most (a template with 500 members would otherwise dominate).
+#: Members of one template whose pairs are counted (the first ones, in the order given): a template
+#: with 500 members would otherwise add 125,000 pairs and drown the rest.
 MAX_MEMBERS = 60
 #: Pseudo-count added to the observed and the expected pair count: a pair seen once is weak evidence.
 PAIR_PSEUDO = 2.0
 
 
-def substitution_distances(
-    templates: Iterable[tuple[tuple, Sequence[str]]], order: Callable[[str], int] | None = None
-) -> tuple[dict[str, int], np.ndarray]:
+def substitution_distances(templates: Iterable[tuple[tuple, Sequence[str]]]) -> tuple[dict[str, int], np.ndarray]:
     """(element -> row, distance matrix) from (template key, elements in template order) items.
 
     The matrix has one extra last row/column for elements never seen, at distance ``CAP`` from
@@ -48,7 +47,9 @@ def substitution_distances(
                     pair[y, x] += 1
                     single[x] += 1
                     single[y] += 1
-    symbols = sorted({el for group in members.values() for elements in group for el in elements}, key=order)
+    symbols = sorted(
+        {el for group in members.values() for elements in group for el in elements},
+    )
     row = {el: i for i, el in enumerate(symbols)}
     distance = np.full((len(symbols) + 1, len(symbols) + 1), CAP, dtype=np.float32)
     total = sum(single.values()) or 1

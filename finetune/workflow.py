@@ -88,10 +88,15 @@ def run_finetune(
     else:
         (output / "base.json").write_text(json.dumps({"base_model": base_model}) + "\n")
         base = base_model
+    trained = False
     for stage in stages:
         if not (output / stage).exists():
             train_adapter(stage, base, train, output, cfg, val=val)
-    # the neighbour prior: the same training crystals. Always rewritten (seconds), so that running
-    # finetune again on a finished folder brings an older prior file up to date.
-    NeighbourPrior.from_records(train).save(output / PRIOR_FILE)
+            trained = True
+    # the neighbour prior: the crystals the adapters were trained on. Written with new adapters, or
+    # when missing or from before it stored properties; a finished folder keeps its own (a re-run
+    # with --limit or another dataset must not swap it for crystals the adapters never saw).
+    prior_file = output / PRIOR_FILE
+    if trained or not prior_file.exists() or not NeighbourPrior.load(prior_file).has_properties:
+        NeighbourPrior.from_records(train).save(prior_file)
     return output

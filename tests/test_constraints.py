@@ -103,6 +103,24 @@ def test_finetune_writes_resumable_model_folder(tiny_model):
     assert len(load_prior(tiny_model).entries) == 16
 
 
+def test_finetune_again_keeps_the_prior_of_its_adapters_but_upgrades_an_old_one(tiny_model, fixtures, tmp_path):
+    import gzip
+    import shutil
+
+    from xtalagent.finetune.neighbour_prior import load_prior
+    from xtalagent.finetune.workflow import run_finetune
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    run_finetune(fixtures / "crystals.csv", folder, limit=4)  # adapters exist: nothing is trained
+    assert len(load_prior(folder).entries) == 16  # not swapped for 4 crystals the adapters never saw
+    with gzip.open(folder / "neighbours.json.gz", "wt") as handle:  # a file from before properties
+        json.dump({"entries": [[f, g, s] for f, g, s, *_ in load_prior(tiny_model).entries]}, handle)
+    assert not load_prior(folder).has_properties
+    run_finetune(fixtures / "crystals.csv", folder, limit=16)
+    assert load_prior(folder).has_properties and len(load_prior(folder).entries) == 16
+
+
 def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
     from xtalagent.finetune.predictor import load_predictor
 
@@ -122,10 +140,16 @@ def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
     ],
 )
 def test_every_candidate_is_valid_and_consistent(predictor, request_):
+    from xtalagent.finetune.wyckoff_solver import feasible_groups
+
     candidates = predictor.predict(request_, top_k=4)
     assert 1 <= len(candidates) <= 4
-    assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
     full = ConstraintRequest.model_validate(request_)
+    if "spacegroup" in request_:  # one group: its site lists, best first
+        assert [c.score for c in candidates] == sorted((c.score for c in candidates), reverse=True)
+    else:  # the best list of each of stage 1's groups first, in stage-1 order
+        stage_one = predictor.rank_groups(predictor.context(full), feasible_groups(full.target()), 4)
+        assert [c.spacegroup for c in candidates] == [g for g, _ in stage_one][: len(candidates)]
     for candidate in candidates:
         assert check_candidate(candidate, full.model_dump(exclude_none=True)) == (True, True)
         if "spacegroup" in request_:

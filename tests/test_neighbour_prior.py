@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 from xtalagent.errors import XtalAgentError
@@ -89,7 +90,11 @@ def test_prior_file_round_trip_and_bad_file(tmp_path):
     NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")  # no properties: stored as unknown
     assert load_prior(tmp_path).entries == [(*entry, None, None) for entry in KNOWN]
     NeighbourPrior(TITANIUM_OXIDES).save(tmp_path / "neighbours.json.gz")
-    assert load_prior(tmp_path).entries == TITANIUM_OXIDES
+    assert load_prior(tmp_path).entries == TITANIUM_OXIDES and load_prior(tmp_path).has_properties
+    with gzip.open(tmp_path / "neighbours.json.gz", "wt") as handle:  # written before properties were stored
+        json.dump({"entries": [list(entry) for entry in KNOWN]}, handle)
+    old = load_prior(tmp_path)
+    assert old.entries == [(*entry, None, None) for entry in KNOWN] and not old.has_properties
     assert load_prior(tmp_path / "elsewhere") is None
     (tmp_path / "bad").mkdir()
     with gzip.open(tmp_path / "bad" / "neighbours.json.gz", "wt") as handle:
@@ -195,12 +200,14 @@ def test_unknown_property_of_a_known_crystal_counts_as_the_configured_difference
     from xtalagent import config
 
     prior = NeighbourPrior(TITANIUM_OXIDES)
-    pool = prior.pool("elements", "elements", ("Ti", "O"), None)
-    index, distance = prior.closest(pool, _with_properties(band_gap=1.0, k=6), band_gap=2.0)
+    pool = prior.pool("elements", "elements", ("Ti", "O"), None)  # every Ti-O crystal at distance 0
+    index, distance = prior.closest(pool, _with_properties(band_gap=2.0, k=6), band_gap=2.0)
+    by_entry = dict(zip(index.tolist(), distance.tolist()))
     corundum = TITANIUM_OXIDES.index(("Ti4O6", 167, "Ti:4c O:6e", None, -3.3))
-    position = index.tolist().index(corundum)
-    assert distance[position] == pytest.approx(config.CONSTRAINT_PRIOR_UNKNOWN_PROPERTY["band_gap"])
-    assert list(distance) == sorted(distance)
+    assert by_entry[corundum] == pytest.approx(2.0 * config.CONSTRAINT_PRIOR_UNKNOWN_PROPERTY["band_gap"])
+    anatase = TITANIUM_OXIDES.index(("Ti4O8", 141, "Ti:4a O:8e", 2.1, -3.5))
+    assert by_entry[anatase] == pytest.approx(2.0 * 0.1, abs=1e-5)
+    assert index[0] == anatase  # a known, close band gap beats an unknown one
 
 
 def test_formation_energy_steers_the_stoichiometry_of_site_proposals():

@@ -69,3 +69,11 @@ def _cell(formula: str) -> tuple[dict[str, int], list[int]]:
 
 def _row(prior: NeighbourPrior, element: str) -> int:
     return prior.substitution_row.get(element, len(prior.substitution) - 1)
+
+
+def test_an_element_no_known_crystal_has_is_far_from_every_element():
+    prior = NeighbourPrior([("Na4Cl4", 225, "Na:4a Cl:4b"), ("K4Cl4", 225, "K:4a Cl:4b")])
+    elements, counts = ("Fr", "Cl"), (4, 4)  # francium is in no known crystal
+    _, pettifor = prior._prototype_matches("formula", elements, counts)
+    _, weighted = prior._prototype_matches("formula", elements, counts, substitution_weight=1.0)
+    assert (weighted - pettifor).tolist() == pytest.approx([CAP, CAP])  # Fr->Na/K at CAP, Cl->Cl at 0
