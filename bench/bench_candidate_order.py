@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench_constraint_prior import half
+from bench_constraint_prior import half, requests_for
 from xtalagent.data import load_records
-from xtalagent.eval.constraints import request_for, sample_records
+from xtalagent.eval.constraints import sample_records
 from xtalagent.finetune.predictor import load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import feasible_groups
@@ -30,10 +30,9 @@ from xtalagent.finetune.wyckoff_solver import feasible_groups
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def first_groups(predictor, request: dict, k: int = 5) -> tuple[int, int]:
+def first_groups(predictor, req: ConstraintRequest, ctx, k: int = 5) -> tuple[int, int]:
     """(group of the best summed score, stage 1's first group) among the top ``k`` groups."""
-    req = ConstraintRequest.model_validate(request)
-    ctx, target = predictor.context(req), req.target()
+    target = req.target()
     groups = predictor.rank_groups(ctx, feasible_groups(target), k)
     best_sum = max(
         ((g, score + predictor.rank_site_lists(ctx, target, g, k)[0][1]) for g, score in groups),
@@ -57,11 +56,8 @@ def main() -> None:
     for item in args.requests.split(","):
         pattern, prop = item.split(":")
         summed = stage_one = n = 0
-        for record in records:
-            request = request_for(record, pattern, prop)
-            if request is None:
-                continue
-            by_sum, by_stage_one = first_groups(predictor, request)
+        for record, req, ctx in requests_for(predictor, records, pattern, prop):
+            by_sum, by_stage_one = first_groups(predictor, req, ctx)
             summed += by_sum == record.spacegroup
             stage_one += by_stage_one == record.spacegroup
             n += 1

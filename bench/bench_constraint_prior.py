@@ -29,6 +29,7 @@ import sys
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -82,15 +83,19 @@ def half(record_id: str) -> str:
     return "A" if zlib.crc32(str(record_id).encode()) % 2 == 0 else "B"
 
 
+def requests_for(predictor, records, pattern: str, prop: str) -> Iterator[tuple]:
+    """(record, request, prompt context) for every record that has the property, in order."""
+    for record in records:
+        request = request_for(record, pattern, prop)
+        if request is not None:
+            req = ConstraintRequest.model_validate(request)
+            yield record, req, predictor.context(req)
+
+
 def lm_rows(predictor, prior: NeighbourPrior, records, pattern: str, prop: str) -> list[dict]:
     """Per request: truth, LM scores per feasible group, and both parts' pools of nearest known crystals."""
     rows = []
-    for record in records:
-        request = request_for(record, pattern, prop)
-        if request is None:
-            continue
-        req = ConstraintRequest.model_validate(request)
-        ctx = predictor.context(req)
+    for record, req, ctx in requests_for(predictor, records, pattern, prop):
         groups = feasible_groups(req.target())
         ranked = rank_spacegroups(predictor.scorer, ctx, groups, len(groups))
         rows.append(
@@ -112,10 +117,9 @@ def attach_requests(predictor, rows: list[dict], records, pattern: str, prop: st
     have the property, in order)."""
     if not rows or "request" in rows[0]:
         return rows
-    requests = [r for r in (request_for(rec, pattern, prop) for rec in records) if r is not None]
-    assert len(requests) == len(rows), "cache does not match these records"
-    for row, request in zip(rows, requests):
-        ctx = predictor.context(ConstraintRequest.model_validate(request))
+    contexts = [ctx for _, _, ctx in requests_for(predictor, records, pattern, prop)]
+    assert len(contexts) == len(rows), "cache does not match these records"
+    for row, ctx in zip(rows, contexts):
         row["request"] = (ctx.pattern, ctx.elements, ctx.counts)
     return rows
 
@@ -181,12 +185,8 @@ def site_rows(predictor, prior: NeighbourPrior, records, pattern: str, prop: str
     """Stage 2 given the true group: the LM's 5 best site lists (its beam) plus every fitting list of
     the same-prototype crystals in the group's pool, all scored by the LM."""
     rows = []
-    for record in records:
-        request = request_for(record, pattern, prop)
-        if request is None:
-            continue
-        req = ConstraintRequest.model_validate(request)
-        target, ctx, group = req.target(), predictor.context(req), record.spacegroup
+    for record, req, ctx in requests_for(predictor, records, pattern, prop):
+        target, group = req.target(), record.spacegroup
         if not target.feasible(group):
             continue
         pool = prior.pool("prototype", ctx.pattern, ctx.elements, ctx.counts, group)
