@@ -152,6 +152,11 @@ def _entry(formula: str, group: int, sites: str, band_gap=None, formation_energy
     return (str(formula), int(group), str(sites), number(band_gap), number(formation_energy))
 
 
+def _site_pairs(sites: str) -> list[tuple[str, str]]:
+    """(element, Wyckoff label) pairs of an entry's site string, "Sc:2c Ni:6h"."""
+    return [tuple(x.split(":")) for x in sites.split()]
+
+
 class NeighbourPrior:
     def __init__(self, entries: list[Entry], settings: dict[str, PriorSettings] | None = None):
         if not entries:
@@ -205,7 +210,7 @@ class NeighbourPrior:
         """Anonymous cell formula, group and Wyckoff sites: crystals sharing it differ only by substitution."""
         order = prototype_order("formula", cell, cell.values())
         place = {el: i for i, el in enumerate(order)}
-        anonymous = tuple(sorted((place[el], label) for el, label in (x.split(":") for x in sites.split())))
+        anonymous = tuple(sorted((place[el], label) for el, label in _site_pairs(sites)))
         return tuple(cell[el] for el in order), group, anonymous
 
     def _substitution_rows(self, elements: Iterable[str]) -> list[int]:
@@ -354,7 +359,7 @@ class NeighbourPrior:
         formula, _, sites = self.entries[index][:3]
         cell = parse_counts(formula)
         rename = dict(zip(prototype_order(pattern, cell, cell.values()), prototype_order(pattern, elements, counts)))
-        return tuple(sorted((rename[el], label) for el, label in (x.split(":") for x in sites.split())))
+        return tuple(sorted((rename[el], label) for el, label in _site_pairs(sites)))
 
     def site_pool(
         self,

@@ -47,9 +47,7 @@ def substitution_distances(templates: Iterable[tuple[tuple, Sequence[str]]]) -> 
                     pair[y, x] += 1
                     single[x] += 1
                     single[y] += 1
-    symbols = sorted(
-        {el for group in members.values() for elements in group for el in elements},
-    )
+    symbols = sorted({el for group in members.values() for elements in group for el in elements})
     row = {el: i for i, el in enumerate(symbols)}
     distance = np.full((len(symbols) + 1, len(symbols) + 1), CAP, dtype=np.float32)
     total = sum(single.values()) or 1
