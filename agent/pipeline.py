@@ -129,6 +129,7 @@ class DesignRun:
     constraints: list[ConstraintChoice] = field(default_factory=list)
     constraint_model: str = ""
     constraint_prior: bool = False  # known crystals like the request voted (neighbour prior)
+    constraint_classifier: bool = False  # the composition classifier voted for the group
     sampler: str = ""
     sampler_note: str = ""
     structures: list[GeneratedStructure] = field(default_factory=list)
@@ -506,10 +507,11 @@ def run_design(
     tick("constraints", 0, 1)
     cached = _stage_cache(out, "constraints.json", key)
     run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
-    from xtalagent.finetune.predictor import prior_in_use
+    from xtalagent.finetune.predictor import classifier_in_use, prior_in_use
 
     pattern = next(p for p in ("formula", "composition", "elements") if p in constraint_request(request))
     run.constraint_prior = prior_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
+    run.constraint_classifier = classifier_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
     if cached is not None:
         run.constraints = [ConstraintChoice.model_validate(c) for c in cached["items"]]
         say(f"constraints: {len(run.constraints)} from the previous run in {out}")

@@ -73,8 +73,13 @@ def report_text(run: DesignRun) -> str:
         f"1. **Constraints** ({run.constraint_model} constraint model, two stages: space group, then Wyckoff "
         f"sites): {len(run.constraints)} candidate(s), best first — the score is the model's log-probability"
         + (
-            " plus the log-weight of the answers of the most similar known crystals (neighbour prior)."
+            " plus the log-weight of the answers of the most similar known crystals (neighbour prior)"
             if run.constraint_prior
+            else ""
+        )
+        + (
+            " plus the weighted log-probability of the group under the composition classifier."
+            if run.constraint_classifier
             else "."
         )
     )

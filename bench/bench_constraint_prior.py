@@ -1,4 +1,4 @@
-"""Choose the neighbour prior's settings (both stages) on one half of MP `val`, report the other half.
+"""Choose the stage-1 voters' settings (prior, classifier) and the prior's stage 2 on half of MP `val`.
 
 The language model's stage-1 log-probabilities over every feasible group are computed once per
 request, and so is the pool of nearest known crystals of both parts of the prior
@@ -7,7 +7,9 @@ request, and so is the pool of nearest known crystals of both parts of the prior
 shares). Val crystals are split in two halves by a hash of their id: the settings are chosen on
 half A (pooled over the properties of a pattern; coordinate ascent over a grid, two sweeps from
 config.CONSTRAINT_PRIOR) and the space-group top-1 accuracy is reported on half B, which played no
-part in the choice. Beside it on half B: the language model alone, the shipped settings, and two
+part in the choice. The composition classifier's weight (finetune/group_classifier.py;
+config.CONSTRAINT_CLASSIFIER_WEIGHT) is chosen in the same ascent. Beside it on half B: the
+language model alone, the classifier alone, the shipped settings, and two
 baselines: the nearest composition, and the nearest prototype (same anonymous formula, closest
 Pettifor numbers; the nearest composition where none is known).
 `test` is never read.
@@ -37,8 +39,9 @@ from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for, sample_records
 from xtalagent.finetune.decoding import fitting_state, rank_sites, rank_spacegroups, score_states
+from xtalagent.finetune.group_classifier import GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import SILENT, NeighbourPrior, PriorPart, PriorSettings, neighbour_shares
-from xtalagent.finetune.predictor import load_predictor
+from xtalagent.finetune.predictor import default_model_dir, load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
 from xtalagent.io import atomic_path
@@ -69,6 +72,8 @@ GRID = {
 }
 #: Prototype part: weight of the data-mined substitution distance beside the Pettifor distance.
 SUBSTITUTION_GRID = (0.0, 1.0, 3.0, 10.0, 30.0)
+#: Weight of the composition classifier's log-probability.
+CLASSIFIER_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 SITES_GRID = {
     "weight": (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0),
     "k": (1, 3, 5, 10, 20),
@@ -132,8 +137,16 @@ def prototype_pool(prior: NeighbourPrior, row: dict, substitution_weight: float)
     return pools[substitution_weight]
 
 
-def top1(prior: NeighbourPrior, row: dict, settings: PriorSettings | None) -> int:
-    scores = row["scores"].copy()
+def classifier_scores(classifier: GroupClassifier | None, row: dict) -> np.ndarray:
+    """The classifier's log-probability of each of the row's groups (zeros without a classifier)."""
+    if "classifier" not in row:
+        logp = classifier.log_probs(*row["request"], *row["properties"]) if classifier else None
+        row["classifier"] = np.zeros(len(row["groups"])) if logp is None else logp[row["groups"] - 1]
+    return row["classifier"]
+
+
+def top1(prior: NeighbourPrior, row: dict, settings: PriorSettings | None, classifier_weight: float = 0.0) -> int:
+    scores = row["scores"] + classifier_weight * row["classifier"] if classifier_weight else row["scores"].copy()
     if settings is not None:
         groups = row["groups"].tolist()
         for name in ("elements", "prototype"):
@@ -144,32 +157,45 @@ def top1(prior: NeighbourPrior, row: dict, settings: PriorSettings | None) -> in
     return int(row["groups"][int(np.argmax(scores))])
 
 
-def accuracy(prior: NeighbourPrior, rows: list[dict], settings: PriorSettings | None) -> float:
-    return sum(top1(prior, r, settings) == r["truth"] for r in rows) / max(1, len(rows))
+def accuracy(prior: NeighbourPrior, rows: list[dict], settings: PriorSettings | None, classifier_weight=0.0) -> float:
+    return sum(top1(prior, r, settings, classifier_weight) == r["truth"] for r in rows) / max(1, len(rows))
 
 
-def choose(prior: NeighbourPrior, rows: list[dict], start: PriorSettings, sweeps: int = 2) -> PriorSettings:
-    """Coordinate ascent over GRID (one parameter at a time, keep the best value, repeat) for each
-    substitution weight of the prototype part; the best of those."""
-    best, best_acc = start, accuracy(prior, rows, start)
+def choose(
+    prior: NeighbourPrior, rows: list[dict], start: PriorSettings, start_weight: float, sweeps: int = 2
+) -> tuple[PriorSettings, float]:
+    """Coordinate ascent over GRID and the classifier weight (one parameter at a time, keep the best
+    value, repeat) for each substitution weight of the prototype part; the best of those."""
+    best, best_acc = (start, start_weight), accuracy(prior, rows, start, start_weight)
     for weight in SUBSTITUTION_GRID:
         trial_best = dataclasses.replace(
             start, prototype=dataclasses.replace(start.prototype, substitution_weight=weight)
         )
-        trial_acc = accuracy(prior, rows, trial_best)
+        trial_weight = start_weight
+        trial_acc = accuracy(prior, rows, trial_best, trial_weight)
         for _ in range(sweeps):
+            for value in CLASSIFIER_GRID:
+                acc = accuracy(prior, rows, trial_best, value)
+                if acc > trial_acc:
+                    trial_weight, trial_acc = value, acc
             for name, grid in GRID.items():
                 for field, values in grid.items():
                     for value in values:
                         part = dataclasses.replace(getattr(trial_best, name), **{field: value})
                         trial = dataclasses.replace(trial_best, **{name: part})
-                        acc = accuracy(prior, rows, trial)
+                        acc = accuracy(prior, rows, trial, trial_weight)
                         if acc > trial_acc:
                             trial_best, trial_acc = trial, acc
         print(f"  substitution weight {weight}: half A {trial_acc:.4f}", flush=True)
         if trial_acc > best_acc:
-            best, best_acc = trial_best, trial_acc
+            best, best_acc = (trial_best, trial_weight), trial_acc
     return best
+
+
+def choose_weight(prior: NeighbourPrior, rows: list[dict], settings: PriorSettings) -> float:
+    """The classifier weight (CLASSIFIER_GRID) best on ``rows`` with the prior's settings fixed; the
+    smallest of equals."""
+    return max(CLASSIFIER_GRID, key=lambda w: (accuracy(prior, rows, settings, w), -w))
 
 
 def baseline(prior: NeighbourPrior, rows: list[dict], name: str, substitution_weight: float = 0.0) -> float:
@@ -316,6 +342,9 @@ def main() -> None:
     parser.add_argument("--patterns", default="formula,composition,elements", help="stage-1 request patterns")
     parser.add_argument("--sites-patterns", default="formula,composition,elements", help="'' skips stage 2")
     parser.add_argument("--cache", type=Path, default=None, help="keep the LM scores here (re-tuning is then fast)")
+    parser.add_argument(
+        "--weight-only", action="store_true", help="keep the shipped prior; choose only the classifier weight"
+    )
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     import torch
@@ -323,6 +352,7 @@ def main() -> None:
     torch.set_num_threads(1)
     predictor = load_predictor(args.model, use_prior=False)
     prior = NeighbourPrior.from_records(load_records(args.dataset, "train"))
+    classifier = load_classifier(args.model or default_model_dir())
     val = load_records(args.dataset, "val")
     out: dict = {
         "what": __doc__.splitlines()[0],
@@ -355,20 +385,33 @@ def main() -> None:
             )
             for prop in props
         }
+        for rs in rows.values():
+            for r in rs:
+                classifier_scores(classifier, r)
         tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
         shipped = PriorSettings.from_dict(config.CONSTRAINT_PRIOR[pattern])
-        best = choose(prior, tune, shipped)
+        shipped_weight = config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0) if classifier else 0.0
+        if args.weight_only:
+            best, best_weight = shipped, choose_weight(prior, tune, shipped)
+        else:
+            best, best_weight = choose(prior, tune, shipped, shipped_weight)
         report: dict = {
             "chosen_on_half_A": best.as_dict(),
-            "half_A_top1_with_chosen": round(accuracy(prior, tune, best), 4),
+            "classifier_weight_chosen_on_half_A": best_weight,
+            "half_A_top1_with_chosen": round(accuracy(prior, tune, best, best_weight), 4),
         }
         for prop, rs in rows.items():
             held = [r for r in rs if r["half"] == "B"]
             report[prop] = {
                 "n_half_B": len(held),
                 "lm_only_top1": round(accuracy(prior, held, None), 4),
-                "with_chosen_prior_top1": round(accuracy(prior, held, best), 4),
-                "with_shipped_prior_top1": round(accuracy(prior, held, shipped), 4),
+                "classifier_only_top1": round(
+                    sum(int(r["groups"][np.argmax(r["classifier"])]) == r["truth"] for r in held) / max(1, len(held)), 4
+                ),
+                "lm_and_classifier_top1": round(accuracy(prior, held, None, best_weight), 4),
+                "with_chosen_prior_no_classifier_top1": round(accuracy(prior, held, best), 4),
+                "with_chosen_prior_top1": round(accuracy(prior, held, best, best_weight), 4),
+                "with_shipped_prior_top1": round(accuracy(prior, held, shipped, shipped_weight), 4),
                 "nearest_composition_top1": round(baseline(prior, held, "elements"), 4),
                 "nearest_prototype_top1": round(baseline(prior, held, "prototype"), 4),
                 "nearest_prototype_with_chosen_substitution_top1": round(

@@ -103,7 +103,7 @@ def constraints_predict(
         str | None, typer.Option(help="OpenAI-compatible endpoint serving adapters 'sg' and 'wyckoff'")
     ] = None,
     prior: Annotated[
-        bool, typer.Option(help="let known crystals like the request vote in both stages (finetune/neighbour_prior.py)")
+        bool, typer.Option(help="let known crystals (both stages) and the composition classifier (stage 1) vote")
     ] = True,
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
@@ -146,7 +146,9 @@ def constraints_eval(
     decode_k: Annotated[int | None, typer.Option(help="candidates fully decoded per request (default: top-k)")] = None,
     model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
-    prior: Annotated[bool, typer.Option(help="let known crystals like the request vote in both stages")] = True,
+    prior: Annotated[
+        bool, typer.Option(help="let known crystals and the composition classifier vote beside the model")
+    ] = True,
 ) -> None:
     """Evaluate the constraint generator on a labelled dataset split (accuracy, validity, baselines)."""
     from xtalagent.eval.constraints_report import run_constraint_eval
@@ -210,6 +212,9 @@ def finetune(
     variants_per_record: Annotated[
         int, typer.Option(help="training prompts per crystal: full formula + N-1 random pattern/property draws")
     ] = config.CONSTRAINT_VARIANTS_PER_RECORD,
+    classifier_epochs: Annotated[int, typer.Option(help="epochs of the composition classifier")] = (
+        config.CONSTRAINT_CLASSIFIER_EPOCHS
+    ),
 ) -> None:
     """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
     from xtalagent.finetune.train import BaseModelConfig
@@ -230,6 +235,7 @@ def finetune(
         limit,
         base_config,
         variants_per_record,
+        classifier_epochs,
     )
     out.print(f"[green]constraint model ready[/] -> {folder}")
 

@@ -115,6 +115,14 @@ CONSTRAINT_PRIOR_POOL: int = 200
 #: 0.44 eV, 0.28 eV/atom), so a crystal whose value is known and close wins, and an unknown one is
 #: not ruled out.
 CONSTRAINT_PRIOR_UNKNOWN_PROPERTY: dict[str, float] = {"band_gap": 1.0, "formation_energy": 0.3}
+#: Composition classifier (finetune/group_classifier.py): its weight in stage 1 per request pattern
+#: (``weight * log p(group)`` beside the language model and the prior; chosen on half A of MP val,
+#: the prior's settings fixed, by ``bench/bench_constraint_prior.py --weight-only``), and how it is
+#: trained by ``xtalagent finetune``.
+CONSTRAINT_CLASSIFIER_WEIGHT: dict[str, float] = {"formula": 1.5, "composition": 2.0, "elements": 1.0}
+CONSTRAINT_CLASSIFIER_MEMBERS: int = 3
+CONSTRAINT_CLASSIFIER_EPOCHS: int = 20
+CONSTRAINT_CLASSIFIER_HIDDEN: int = 512
 
 # --- screening: potentials, relaxation, stability (issue #5) -------------------------------------
 #: CHGNet checkpoint used when MatterSim's is not present (weights ship inside the chgnet wheel).

@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from xtalagent.finetune.group_classifier import CLASSIFIER_FILE
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE
 
 KEEP = {
@@ -33,8 +34,9 @@ def package(run_dir: Path, target: Path) -> Path:
             data = json.loads(config.read_text())
             data["base_model_name_or_path"] = "../base"
             config.write_text(json.dumps(data, indent=2) + "\n")
-    if (run_dir / PRIOR_FILE).exists():
-        shutil.copy2(run_dir / PRIOR_FILE, tmp / PRIOR_FILE)
+    for name in (PRIOR_FILE, CLASSIFIER_FILE):  # the stage-1 voters beside the language model
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, tmp / name)
     for name in ("README.md",):
         if (target / name).exists():
             shutil.copy2(target / name, tmp / name)

@@ -20,6 +20,7 @@ from xtalagent import config
 from xtalagent.composition import format_counts
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.finetune.decoding import Context, fitting_state, rank_sites, rank_spacegroups, score_states
+from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
@@ -37,15 +38,18 @@ def load_predictor(
 ) -> ConstraintPredictor:
     """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint.
 
-    The model folder's neighbour prior (``neighbours.json.gz``) joins both stages unless ``use_prior``
-    is false; with an endpoint it is taken from ``model`` when a folder is given.
+    The model folder's voters beside the language model, the neighbour prior (``neighbours.json.gz``,
+    both stages) and the composition classifier (``group_classifier.pt``, stage 1), join unless
+    ``use_prior`` is false; with an endpoint they are taken from ``model`` when a folder is given.
     """
     if endpoint:
-        prior = load_prior(Path(model)) if (use_prior and model) else None
-        return ConstraintPredictor(EndpointScorer(endpoint, **kwargs), prior=prior)
+        voters = (load_prior(Path(model)), load_classifier(Path(model))) if (use_prior and model) else (None, None)
+        return ConstraintPredictor(EndpointScorer(endpoint, **kwargs), prior=voters[0], classifier=voters[1])
     model_dir = Path(model or default_model_dir())
     scorer = LocalScorer.load(model_dir, **kwargs)
-    return ConstraintPredictor(scorer, prior=load_prior(model_dir) if use_prior else None)
+    if not use_prior:
+        return ConstraintPredictor(scorer)
+    return ConstraintPredictor(scorer, prior=load_prior(model_dir), classifier=load_classifier(model_dir))
 
 
 def prior_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
@@ -57,11 +61,27 @@ def prior_in_use(model: str | Path | None = None, endpoint: str | None = None, p
     return (Path(model or default_model_dir()) / PRIOR_FILE).exists()
 
 
+def classifier_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
+    """Whether :func:`load_predictor` with these arguments lets the composition classifier vote."""
+    if endpoint and not model:
+        return False
+    if pattern is not None and not config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0):
+        return False
+    return (Path(model or default_model_dir()) / CLASSIFIER_FILE).exists()
+
+
 class ConstraintPredictor:
-    def __init__(self, scorer: Scorer, sg_candidates: int | None = None, prior: NeighbourPrior | None = None):
+    def __init__(
+        self,
+        scorer: Scorer,
+        sg_candidates: int | None = None,
+        prior: NeighbourPrior | None = None,
+        classifier: GroupClassifier | None = None,
+    ):
         self.scorer = scorer
         self.sg_candidates = sg_candidates  # groups expanded in stage 2 (default: top_k)
         self.prior = prior
+        self.classifier = classifier
 
     def rank_groups(
         self,
@@ -71,12 +91,14 @@ class ConstraintPredictor:
         temperature: float = 0.0,
         rng: random.Random | None = None,
     ) -> list[tuple[int, float]]:
-        """Stage 1: the best ``k`` of ``groups`` by LM log-probability plus the neighbour prior."""
-        bonus = (
-            self.prior.bonus(ctx.pattern, ctx.elements, ctx.counts, groups, ctx.band_gap, ctx.formation_energy)
-            if self.prior
-            else None
-        )
+        """Stage 1: the best ``k`` of ``groups`` by LM log-probability plus the votes of the neighbour
+        prior and the composition classifier."""
+        request = (ctx.pattern, ctx.elements, ctx.counts, groups, ctx.band_gap, ctx.formation_energy)
+        bonus = dict.fromkeys(groups, 0.0)
+        for voter in (self.prior, self.classifier):
+            if voter is not None:
+                for group, value in voter.bonus(*request).items():
+                    bonus[group] += value
         return rank_spacegroups(self.scorer, ctx, groups, k, temperature, rng, bonus)
 
     def rank_site_lists(

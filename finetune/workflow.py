@@ -1,6 +1,8 @@
 """``xtalagent finetune``: from a dataset to a ready constraint model folder.
 
-The folder holds ``base/`` (or ``base.json`` naming a hub model), ``sg/`` and ``wyckoff/``.
+The folder holds ``base/`` (or ``base.json`` naming a hub model), ``sg/`` and ``wyckoff/``, and
+the two stage-1 voters beside the language model: the neighbour prior (``neighbours.json.gz``) and
+the composition classifier (``group_classifier.pt``).
 Every step is skipped when its output exists and resumes from its last checkpoint otherwise, so
 an interrupted run continues where it stopped. Only the ``train`` split is trained on; ``val``
 gives the per-epoch metric; ``test`` is never read.
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from xtalagent import config
 from xtalagent.errors import InputError
+from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, train_group_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior
 from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, train_adapter
 from xtalagent.records import CrystalRecord
@@ -58,6 +61,7 @@ def run_finetune(
     limit: int | None = None,
     base_config: BaseModelConfig | None = None,
     variants_per_record: int = config.CONSTRAINT_VARIANTS_PER_RECORD,
+    classifier_epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
 ) -> Path:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -99,4 +103,12 @@ def run_finetune(
     prior_file = output / PRIOR_FILE
     if trained or not prior_file.exists() or not NeighbourPrior.load(prior_file).has_properties:
         NeighbourPrior.from_records(train).save(prior_file)
+    # the composition classifier, on the same crystals and with the same rule
+    classifier_file = output / CLASSIFIER_FILE
+    if trained or not classifier_file.exists():
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        train_group_classifier(train, val=val[:500], epochs=classifier_epochs).save(classifier_file)
     return output

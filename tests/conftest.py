@@ -30,3 +30,25 @@ def fixture_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "crystals.parquet"
     build_dataset([FIXTURES / "crystals.csv"], out, workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny base LM, both adapters, the prior and the classifier trained on the shipped fixture:
+    seconds, not minutes."""
+    from xtalagent.finetune.train import BaseModelConfig
+    from xtalagent.finetune.workflow import run_finetune
+
+    out = tmp_path_factory.mktemp("model")
+    run_finetune(
+        FIXTURES / "crystals.csv",
+        out,
+        epochs=1,
+        base_epochs=1,
+        batch_size=8,
+        limit=16,
+        threads=2,
+        base_config=BaseModelConfig(hidden_size=64, num_layers=1, num_heads=1, intermediate_size=64),
+        classifier_epochs=5,
+    )
+    return out

@@ -11,7 +11,6 @@ from xtalagent.cli import main
 from xtalagent.errors import InputError
 from xtalagent.eval.constraints import check_candidate
 from xtalagent.finetune.requests import ConstraintRequest, Pattern
-from xtalagent.finetune.train import BaseModelConfig
 
 
 def test_prompts_state_scope_units_and_three_decimals():
@@ -59,25 +58,6 @@ def test_request_patterns_and_targets():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, fixtures):
-    """A tiny base LM + both adapters trained on the shipped fixture: seconds, not minutes."""
-    from xtalagent.finetune.workflow import run_finetune
-
-    out = tmp_path_factory.mktemp("model")
-    run_finetune(
-        fixtures / "crystals.csv",
-        out,
-        epochs=1,
-        base_epochs=1,
-        batch_size=8,
-        limit=16,
-        threads=2,
-        base_config=BaseModelConfig(hidden_size=64, num_layers=1, num_heads=1, intermediate_size=64),
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
 def predictor(tiny_model):
     from xtalagent.finetune.predictor import load_predictor
 
@@ -101,6 +81,10 @@ def test_finetune_writes_resumable_model_folder(tiny_model):
     from xtalagent.finetune.neighbour_prior import load_prior
 
     assert len(load_prior(tiny_model).entries) == 16
+    # and so does the composition classifier, one network per request pattern
+    from xtalagent.finetune.group_classifier import load_classifier
+
+    assert set(load_classifier(tiny_model).patterns) == {"formula", "composition", "elements"}
 
 
 def test_finetune_again_keeps_the_prior_of_its_adapters_but_upgrades_an_old_one(tiny_model, fixtures, tmp_path):
@@ -261,7 +245,11 @@ def test_endpoint_scorer_matches_local(predictor):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        remote = ConstraintPredictor(EndpointScorer(f"http://127.0.0.1:{server.server_port}"), prior=predictor.prior)
+        remote = ConstraintPredictor(
+            EndpointScorer(f"http://127.0.0.1:{server.server_port}"),
+            prior=predictor.prior,
+            classifier=predictor.classifier,
+        )
         request = {"formula": "Ti2O4", "band_gap": 3.0}
         local = predictor.predict(request, top_k=3)
         served = remote.predict(request, top_k=3)
@@ -318,6 +306,7 @@ def test_package_keeps_weights_adapters_and_prior(tiny_model, tmp_path):
 
     target = package(tiny_model, tmp_path / "shipped")
     assert (target / "neighbours.json.gz").exists() and not (target / "run-sg").exists()
+    assert (target / "group_classifier.pt").exists()
     assert load_predictor(target).predict({"formula": "Ti2O4"}, top_k=1)
 
 

@@ -1,0 +1,120 @@
+"""The composition classifier: features as each pattern shows a request, training, storage, voting."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from xtalagent.errors import XtalAgentError
+from xtalagent.finetune.group_classifier import (
+    N_FEATURES,
+    GroupClassifier,
+    composition_features,
+    train_group_classifier,
+)
+
+
+def test_features_show_what_the_pattern_shows():
+    cell = composition_features("formula", ["Sc", "Ni"], [2, 6], 0.0, None)
+    ratio = composition_features("composition", ["Sc", "Ni"], [1, 3], None, -0.389)
+    elements = composition_features("elements", ["Sc", "Ni"], None, 0.0, None)
+    assert cell.shape == ratio.shape == elements.shape == (N_FEATURES,)
+    # head: number of elements, cell atoms, reduced atoms, band gap, formation energy
+    assert cell[:4].tolist() == [2, 8, 4, 0.0] and math.isnan(cell[4])
+    assert math.isnan(ratio[1]) and ratio[2] == 4 and math.isnan(ratio[3]) and ratio[4] == pytest.approx(-0.389)
+    assert np.isnan(elements[1:3]).all() and np.isnan(elements[5:10]).all()
+    # a cell and its ratio differ only in the cell size
+    same = np.ones(N_FEATURES, dtype=bool)
+    same[[1, 3, 4]] = False
+    assert np.allclose(cell[same], ratio[same], equal_nan=True)
+
+
+def test_features_do_not_depend_on_the_order_the_elements_are_given_in():
+    a = composition_features("formula", ["Ba", "Nd", "Co", "O"], [1, 1, 2, 5])
+    b = composition_features("formula", ["O", "Co", "Nd", "Ba"], [5, 2, 1, 1])
+    assert np.allclose(a, b, equal_nan=True)
+    c = composition_features("elements", ["Ti", "O"], None)
+    d = composition_features("elements", ["O", "Ti"], None)
+    assert np.allclose(c, d, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def trained(fixture_dataset):
+    from xtalagent.data import load_records
+
+    records = load_records(fixture_dataset, "train") + load_records(fixture_dataset, "val")
+    lines: list[str] = []
+    classifier = train_group_classifier(records, epochs=60, members=2, hidden=64, log=lines.append)
+    return records, classifier, lines
+
+
+def test_training_reports_progress_and_learns_its_crystals(trained):
+    records, classifier, lines = trained
+    assert len(lines) == 3 * 2 * 60 and "loss" in lines[-1]
+    right = 0
+    for record in records:
+        cell = record.cell_counts
+        logp = classifier.log_probs("formula", list(cell), list(cell.values()))
+        assert logp.shape == (230,) and np.exp(logp).sum() == pytest.approx(1.0, abs=1e-4)
+        right += int(np.argmax(logp)) + 1 == record.spacegroup
+    # far above the most frequent group of the fixture: the network fits what it was shown
+    most_frequent = Counter(r.spacegroup for r in records).most_common(1)[0][1]
+    assert right > most_frequent and right >= 0.8 * len(records)
+
+
+def test_saved_classifier_loads_with_the_same_votes(trained, tmp_path):
+    _, classifier, _ = trained
+    path = tmp_path / "group_classifier.pt"
+    classifier.save(path)
+    loaded = GroupClassifier.load(path)
+    for pattern, elements, counts in (("formula", ["Sc", "Ni"], [2, 6]), ("elements", ["Ti", "O"], None)):
+        before = classifier.log_probs(pattern, elements, counts, 3.0, None)
+        after = loaded.log_probs(pattern, elements, counts, 3.0, None)
+        assert np.allclose(np.exp(before), np.exp(after), atol=2e-3)  # stored in half precision
+
+
+def test_a_file_for_other_features_is_a_clear_error(trained, tmp_path):
+    import torch
+
+    _, classifier, _ = trained
+    path = tmp_path / "group_classifier.pt"
+    classifier.save(path)
+    data = torch.load(path, weights_only=True)
+    data["n_features"] = N_FEATURES + 1
+    torch.save(data, path)
+    with pytest.raises(XtalAgentError, match="features"):
+        GroupClassifier.load(path)
+
+
+def test_bonus_is_the_weighted_log_probability_of_each_group(trained):
+    _, classifier, _ = trained
+    logp = classifier.log_probs("formula", ["Na", "Cl"], [4, 4])
+    bonus = classifier.bonus("formula", ["Na", "Cl"], [4, 4], [225, 221], weight=2.0)
+    assert bonus == pytest.approx({225: 2 * logp[224], 221: 2 * logp[220]})
+    assert classifier.bonus("formula", ["Na", "Cl"], [4, 4], [225], weight=0.0) == {225: 0.0}
+    only_formula = GroupClassifier({"formula": classifier.patterns["formula"]}, classifier.hidden)
+    assert only_formula.bonus("elements", ["Na", "Cl"], None, [225], weight=1.0) == {225: 0.0}
+
+
+def test_predictor_ranks_groups_with_the_classifier_vote(tiny_model, trained, monkeypatch):
+    """With an overwhelming weight, stage 1's first group is the classifier's best feasible group; the
+    candidates stay valid."""
+    from xtalagent import config
+    from xtalagent.finetune.predictor import ConstraintPredictor, load_predictor
+    from xtalagent.finetune.requests import ConstraintRequest
+    from xtalagent.finetune.wyckoff_solver import feasible_groups
+
+    _, classifier, _ = trained
+    plain = load_predictor(tiny_model, use_prior=False)
+    assert plain.classifier is None and load_predictor(tiny_model).classifier is not None
+    monkeypatch.setitem(config.CONSTRAINT_CLASSIFIER_WEIGHT, "formula", 1000.0)
+    voted = ConstraintPredictor(plain.scorer, classifier=classifier)
+    request = ConstraintRequest(formula="Na4Cl4", band_gap=5.0)
+    groups = feasible_groups(request.target())
+    logp = classifier.log_probs("formula", ["Na", "Cl"], [4, 4], 5.0, None)
+    best = max(groups, key=lambda g: logp[g - 1])
+    candidates = voted.predict(request, top_k=2)
+    assert candidates[0].spacegroup == best
+    assert all(sum(int(s.wyckoff[:-1]) for s in c.sites) == 8 for c in candidates)
