@@ -35,7 +35,7 @@ from xtalagent.records import SymmetryConstraint
 from xtalagent.symmetry import crystal_system, spacegroup_symbol
 
 #: Bumped when a stage's cached output changes meaning.
-PIPELINE_VERSION: int = 1
+PIPELINE_VERSION: int = 2  # 2: the composition classifier joined stage 1
 #: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
 #: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
 GENERAL_DIFFUSION_CHECKPOINT: str = config.DIFFUSION_CHECKPOINTS[0]

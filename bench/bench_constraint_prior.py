@@ -335,6 +335,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="folder of the group_classifier.pt to weigh (default: the model's)",
+    )
     parser.add_argument("--subset", type=int, default=600, help="val crystals for composition/elements requests")
     parser.add_argument("--formula-subset", type=int, default=None, help="val crystals for formula requests (all)")
     parser.add_argument("--sites-subset", type=int, default=800, help="val crystals for the stage-2 part")
@@ -352,7 +358,9 @@ def main() -> None:
     torch.set_num_threads(1)
     predictor = load_predictor(args.model, use_prior=False)
     prior = NeighbourPrior.from_records(load_records(args.dataset, "train"))
-    classifier = load_classifier(args.model or default_model_dir())
+    classifier = load_classifier(args.classifier or args.model or default_model_dir())
+    if args.cache and args.model:  # cached language-model scores belong to one model (the default: the top folder)
+        args.cache = args.cache / args.model.name
     val = load_records(args.dataset, "val")
     out: dict = {
         "what": __doc__.splitlines()[0],
@@ -407,7 +415,9 @@ def main() -> None:
                 "lm_only_top1": round(accuracy(prior, held, None), 4),
                 "classifier_only_top1": round(
                     sum(int(r["groups"][np.argmax(r["classifier"])]) == r["truth"] for r in held) / max(1, len(held)), 4
-                ),
+                )
+                if classifier
+                else None,
                 "lm_and_classifier_top1": round(accuracy(prior, held, None, best_weight), 4),
                 "with_chosen_prior_no_classifier_top1": round(accuracy(prior, held, best), 4),
                 "with_chosen_prior_top1": round(accuracy(prior, held, best, best_weight), 4),

@@ -119,7 +119,7 @@ CONSTRAINT_PRIOR_UNKNOWN_PROPERTY: dict[str, float] = {"band_gap": 1.0, "formati
 #: (``weight * log p(group)`` beside the language model and the prior; chosen on half A of MP val,
 #: the prior's settings fixed, by ``bench/bench_constraint_prior.py --weight-only``), and how it is
 #: trained by ``xtalagent finetune``.
-CONSTRAINT_CLASSIFIER_WEIGHT: dict[str, float] = {"formula": 1.5, "composition": 2.0, "elements": 1.0}
+CONSTRAINT_CLASSIFIER_WEIGHT: dict[str, float] = {"formula": 1.5, "composition": 3.0, "elements": 1.5}
 CONSTRAINT_CLASSIFIER_MEMBERS: int = 3
 CONSTRAINT_CLASSIFIER_EPOCHS: int = 20
 CONSTRAINT_CLASSIFIER_HIDDEN: int = 512

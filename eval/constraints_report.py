@@ -7,6 +7,7 @@ import platform
 import time
 from pathlib import Path
 
+from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.errors import InputError
 from xtalagent.eval.constraints import Baselines, confusion_png, evaluate, sample_records
@@ -78,6 +79,11 @@ def run_constraint_eval(
         "model": str(model or "embedded default") if not endpoint else f"endpoint {endpoint}",
         "neighbour_prior": (
             {p: v.as_dict() for p, v in predictor.prior.settings.items()} if predictor.prior else "off"
+        ),
+        "composition_classifier": (
+            {"weights": {p: config.CONSTRAINT_CLASSIFIER_WEIGHT.get(p, 0.0) for p in predictor.classifier.patterns}}
+            if predictor.classifier
+            else "off"
         ),
         "seconds": round(time.perf_counter() - start, 1),
         "machine": platform.machine(),

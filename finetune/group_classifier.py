@@ -4,9 +4,9 @@ Why a third voter: the compact language model knows elements only as tokens it h
 training crystals, and the neighbour prior only as Mendeleev numbers. A small network on tabulated
 element properties (Mendeleev number, atomic number, electronegativity, atomic and ionic radius,
 row, group, block, mass) of the request's elements, weighed by their fractions, generalises across
-chemically similar elements in a way neither does. Alone it ranks MP val groups about as well as
-the language model does with the prior; added to both it lifts them further (figures in
-``finetune/checkpoints/default/README.md``).
+chemically similar elements in a way neither does. Alone it ranks MP val groups better than the
+language model, a few points below the language model with the prior; added to both it lifts
+them further (figures in ``finetune/checkpoints/default/README.md``).
 
 One network per request pattern (what a pattern shows differs: cell counts, the reduced ratio, or
 the elements only), each an ensemble of a few members whose probabilities are averaged. Requests
@@ -23,32 +23,40 @@ import random
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from pymatgen.core import Element
 from xtalagent import config
 from xtalagent.errors import XtalAgentError
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
+if TYPE_CHECKING:  # torch loads only when a classifier is trained or used (endpoint users may lack it)
+    import torch
+
 CLASSIFIER_FILE = "group_classifier.pt"
 PATTERNS = ("formula", "composition", "elements")
 N_GROUPS = 230
 SLOTS = 3  # elements described one by one (by fraction, then Mendeleev number); the rest only in aggregate
+COUNT_SLOTS = 6  # the shown counts, largest first
+DESCRIPTORS = ("mendeleev", "Z", "X", "atomic_radius", "ionic_radius", "row", "group", "block", "mass")
+#: What the stored networks were trained on; a file made for another layout is rebuilt, not misread.
+LAYOUT = f"v2 descriptors={','.join(DESCRIPTORS)} slots={SLOTS} counts={COUNT_SLOTS}"
 _PROPERTY_MASKS = ("band_gap", "formation_energy", "both", "none")
 
 
 @functools.cache
 def element_descriptor(symbol: str) -> np.ndarray:
-    """Tabulated properties of one element (NaN where pymatgen has none, e.g. noble-gas electronegativity)."""
+    """Tabulated properties of one element (NaN where pymatgen has none, e.g. noble-gas
+    electronegativity; pymatgen's 0 for a radius it does not know, as for H's ionic radius)."""
 
-    def number(value) -> float:
+    def number(value, positive: bool = False) -> float:
         try:
             value = float(value)
         except (TypeError, ValueError):
             return math.nan
-        return value
+        return math.nan if positive and not value > 0 else value
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -59,8 +67,8 @@ def element_descriptor(symbol: str) -> np.ndarray:
                 mendeleev,
                 el.Z,
                 number(el.X),
-                number(el.atomic_radius),
-                number(el.average_ionic_radius),
+                number(el.atomic_radius, positive=True),
+                number(el.average_ionic_radius, positive=True),
                 el.row,
                 el.group,
                 "spdf".index(el.block) if el.block in "spdf" else 4,
@@ -70,8 +78,26 @@ def element_descriptor(symbol: str) -> np.ndarray:
         )
 
 
-N_DESCRIPTORS = len(element_descriptor("O"))
-N_FEATURES = 5 + 5 + 4 * N_DESCRIPTORS + SLOTS * (N_DESCRIPTORS + 1)
+N_DESCRIPTORS = len(DESCRIPTORS)
+N_FEATURES = 5 + 5 + COUNT_SLOTS + 2 + 4 * N_DESCRIPTORS + SLOTS * (N_DESCRIPTORS + 1)
+
+
+def _weighted_stats(table: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mean, min, max and spread of each property over the elements that have it (weights
+    renormalised), so one element without a value does not blank the property for the request."""
+    known = ~np.isnan(table)
+    w = np.where(known, weights[:, None], 0.0)
+    total = w.sum(0)
+    values = np.where(known, table, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (w * values).sum(0) / total
+        spread = np.sqrt(np.maximum((w * (values - mean) ** 2).sum(0) / total, 0.0))
+    low = np.where(known, table, np.inf).min(0)
+    high = np.where(known, table, -np.inf).max(0)
+    none = total == 0
+    for column in (mean, spread, low, high):
+        column[none] = math.nan
+    return mean, low, high, spread
 
 
 def composition_features(
@@ -84,8 +110,10 @@ def composition_features(
     """The classifier's input for a request as its pattern shows it; NaN marks what is not shown.
 
     Layout: number of elements, atoms in the cell (formula only), atoms in the reduced formula,
-    band gap, formation energy; the five largest fractions; the fraction-weighted mean, the min,
-    max and spread of each element property; then the first ``SLOTS`` elements one by one.
+    band gap, formation energy; the five largest fractions; the shown counts (cell or ratio),
+    largest first, their greatest common divisor and the smallest (which multiplicities can
+    host it); the fraction-weighted mean, the min, max and spread of each element property; then
+    the first ``SLOTS`` elements one by one.
     """
     elements = list(elements)
     table = np.stack([element_descriptor(el) for el in elements])
@@ -93,16 +121,23 @@ def composition_features(
         weights = np.full(len(elements), 1.0 / len(elements))
         cell_atoms = reduced_atoms = math.nan
         fractions = [math.nan] * 5
+        count_features = [math.nan] * (COUNT_SLOTS + 2)
         order = np.argsort(table[:, 0], kind="stable")
     else:
-        shown = np.array(counts, dtype=np.float64)
-        reduced_atoms = shown.sum() / math.gcd(*(int(c) for c in counts))
+        divisor = math.gcd(*(int(c) for c in counts))
+        shown = np.array(counts, dtype=np.float64) / (divisor if pattern == "composition" else 1)
+        reduced_atoms = shown.sum() / (1 if pattern == "composition" else divisor)
         cell_atoms = shown.sum() if pattern == "formula" else math.nan
         weights = shown / shown.sum()
         fractions = (sorted(weights.tolist(), reverse=True) + [0.0] * 5)[:5]
+        largest = sorted(shown.tolist(), reverse=True)
+        count_features = [
+            *(largest + [0.0] * COUNT_SLOTS)[:COUNT_SLOTS],
+            divisor if pattern == "formula" else 1,
+            largest[-1],
+        ]
         order = np.lexsort((table[:, 0], -weights))
-    mean = weights @ table
-    spread = np.sqrt(np.maximum(weights @ (table - mean) ** 2, 0.0))
+    mean, low, high, spread = _weighted_stats(table, weights)
     slots: list[float] = []
     for i in range(SLOTS):
         if i < len(order):
@@ -116,10 +151,12 @@ def composition_features(
         math.nan if band_gap is None else band_gap,
         math.nan if formation_energy is None else formation_energy,
     ]
-    return np.concatenate([head, fractions, mean, table.min(0), table.max(0), spread, slots])
+    return np.concatenate([head, fractions, count_features, mean, low, high, spread, slots])
 
 
 def _network(hidden: int) -> torch.nn.Sequential:
+    import torch
+
     return torch.nn.Sequential(
         torch.nn.Linear(2 * N_FEATURES, hidden),
         torch.nn.GELU(),
@@ -135,23 +172,30 @@ class PatternClassifier:
     """The ensemble for one request pattern: input normalisation and member networks."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, members: list[torch.nn.Sequential]):
-        self.mean, self.std, self.members = mean, std, members
+        # a column (nearly) constant in training says nothing; dividing by its tiny spread would
+        # turn any other value at request time into a huge input
+        self.mean, self.std, self.members = mean, np.where(std < 1e-3, 1.0, std), members
         for net in members:
             net.eval()
 
     def inputs(self, features: np.ndarray) -> torch.Tensor:
-        """Normalised features beside their missing-value flags (a missing value reads 0)."""
+        """Normalised features (clipped to +-10 spreads) beside their missing-value flags (a missing
+        value reads 0)."""
+        import torch
+
         features = np.atleast_2d(features)
         missing = np.isnan(features)
-        normalised = np.where(missing, 0.0, (features - self.mean) / self.std)
+        normalised = np.clip(np.where(missing, 0.0, (features - self.mean) / self.std), -10.0, 10.0)
         return torch.tensor(np.concatenate([normalised, missing], axis=1), dtype=torch.float32)
 
-    @torch.no_grad()
     def log_probs(self, features: np.ndarray) -> np.ndarray:
         """log p(group) for groups 1..230 (index g - 1), members' probabilities averaged."""
-        x = self.inputs(features)
-        probs = torch.stack([torch.softmax(net(x).float(), dim=-1) for net in self.members]).mean(0)
-        return torch.log(probs.clamp_min(1e-12)).numpy()
+        import torch
+
+        with torch.no_grad():
+            x = self.inputs(features)
+            probs = torch.stack([torch.softmax(net(x).float(), dim=-1) for net in self.members]).mean(0)
+            return torch.log(probs.clamp_min(1e-12)).numpy()
 
 
 class GroupClassifier:
@@ -193,8 +237,10 @@ class GroupClassifier:
         return {g: weight * float(logp[g - 1]) for g in groups}
 
     def save(self, path: Path) -> None:
+        import torch
+
         data = {
-            "version": 1,
+            "layout": LAYOUT,
             "n_features": N_FEATURES,
             "hidden": self.hidden,
             "patterns": {
@@ -210,11 +256,28 @@ class GroupClassifier:
         with atomic_path(Path(path)) as tmp:
             torch.save(data, tmp)
 
+    @staticmethod
+    def is_current(path: Path) -> bool:
+        """Whether the file at ``path`` was made for this version's features (else: rebuild it)."""
+        import torch
+
+        try:
+            data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except Exception:  # unreadable, truncated: rebuild as well
+            return False
+        return isinstance(data, dict) and data.get("layout") == LAYOUT and data.get("n_features") == N_FEATURES
+
     @classmethod
     def load(cls, path: Path) -> GroupClassifier:
+        import torch
+
         data = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if data.get("n_features") != N_FEATURES:
-            raise XtalAgentError(f"{path}: made for {data.get('n_features')} features, this version uses {N_FEATURES}")
+        if data.get("layout") != LAYOUT or data.get("n_features") != N_FEATURES:
+            raise XtalAgentError(
+                f"{path}: a composition classifier for other input features ({data.get('layout', 'v1')}); "
+                f"rebuild it with 'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is "
+                "missing or out of date), or pass --no-prior"
+            )
         patterns = {}
         for name, stored in data["patterns"].items():
             members = []
@@ -269,47 +332,76 @@ def train_pattern(
     val: Sequence[CrystalRecord] = (),
     log: Callable[[str], None] = print,
 ) -> PatternClassifier:
-    """Train one pattern's ensemble on ``records`` (the ``train`` split); ``val`` only reports."""
+    """Train one pattern's ensemble on ``records`` (the ``train`` split); ``val`` only reports.
+
+    Seeded, and without touching the caller's random state."""
+    import torch
+
     if not records:
         raise XtalAgentError("the group classifier needs training crystals")
+    if epochs < 1 or members < 1 or copies < 1:
+        raise XtalAgentError(
+            f"classifier epochs, members and copies must be at least 1 (got {epochs}, {members}, {copies})"
+        )
     x, y = _examples(records, pattern, copies, random.Random(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. cell atoms for ratios)
         mean = np.nan_to_num(np.nanmean(x, axis=0))
-        std = np.nan_to_num(np.nanstd(x, axis=0)) + 1e-6
+        std = np.nan_to_num(np.nanstd(x, axis=0))
     model = PatternClassifier(mean, std, [])
     inputs, labels = model.inputs(x), torch.tensor(y)
     val_x, val_y = _examples(val, pattern, 1, None) if val else (None, None)
-    batch = 256
+
+    def val_top1(net) -> float | None:
+        if val_x is None:
+            return None
+        with torch.no_grad():
+            return float((net(model.inputs(val_x)).argmax(1).numpy() == val_y).mean())
+
     for member in range(members):
-        torch.manual_seed(seed * 1000 + member)
-        net = _network(hidden)
-        optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        steps = epochs * math.ceil(len(inputs) / batch)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=steps)
-        for epoch in range(epochs):
-            net.train()
-            order = torch.randperm(len(inputs))
-            total = 0.0
-            for start in range(0, len(inputs), batch):
-                index = order[start : start + batch]
-                loss = torch.nn.functional.cross_entropy(net(inputs[index]), labels[index], label_smoothing=0.05)
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                total += float(loss.detach()) * len(index)
-            line = f"classifier {pattern} member {member + 1}/{members} epoch {epoch + 1}/{epochs}"
-            line += f" loss {total / len(inputs):.3f}"
-            if val_x is not None:
-                net.eval()
-                with torch.no_grad():
-                    right = (net(model.inputs(val_x)).argmax(1).numpy() == val_y).mean()
-                line += f" val top-1 {right:.3f}"
-            log(line)
-        net.eval()
-        model.members.append(net)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed * 1000 + member)
+            prefix = f"classifier {pattern} member {member + 1}/{members}"
+            model.members.append(_train_member(inputs, labels, hidden, epochs, val_top1, prefix, log))
     return model
+
+
+def _train_member(
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    hidden: int,
+    epochs: int,
+    val_top1: Callable[[torch.nn.Module], float | None],
+    prefix: str,
+    log: Callable[[str], None],
+    batch: int = 256,
+) -> torch.nn.Sequential:
+    """One member network: AdamW with a one-cycle schedule and label smoothing; a line per epoch."""
+    import torch
+
+    net = _network(hidden)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = epochs * math.ceil(len(inputs) / batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=steps)
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(len(inputs))
+        total = 0.0
+        for start in range(0, len(inputs), batch):
+            index = order[start : start + batch]
+            loss = torch.nn.functional.cross_entropy(net(inputs[index]), labels[index], label_smoothing=0.05)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach()) * len(index)
+        net.eval()
+        right = val_top1(net)
+        log(
+            f"{prefix} epoch {epoch + 1}/{epochs} loss {total / len(inputs):.3f}"
+            + (f" val top-1 {right:.3f}" if right is not None else "")
+        )
+    return net
 
 
 def train_group_classifier(

@@ -162,7 +162,7 @@ class ConstraintPredictor:
 
         Best first means: the best site list of each of stage 1's groups, in stage-1 order, then
         the second-best lists, and so on (one group given: its lists by score). ``score`` is the
-        group's plus the list's log-probability (with the prior's votes).
+        group's plus the list's log-probability (with the votes of the prior and the classifier).
 
         ``allowed_groups`` restricts stage 1 to these groups (a user's symmetry wishes such as
         "cubic, not 221"), so the model ranks only groups the user accepts instead of its top-k

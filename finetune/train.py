@@ -65,7 +65,7 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-def _set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None) -> None:
     if threads:
         import torch
 
@@ -133,7 +133,7 @@ def pretrain_base(
     from datasets import Dataset
 
     model_cfg, cfg = model_cfg or BaseModelConfig(), cfg or TrainConfig()
-    _set_threads(cfg.threads)
+    set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir = Path(out_dir)
     texts = [pretraining_text(r) for r in train]
@@ -188,7 +188,7 @@ def train_adapter(
     if stage not in ("sg", "wyckoff"):
         raise InputError(f"unknown stage {stage!r} (expected 'sg' or 'wyckoff')")
     cfg = cfg or TrainConfig()
-    _set_threads(cfg.threads)
+    set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir = Path(out_dir)
     examples = [e for e in build_examples(train, cfg.variants_per_record, cfg.seed) if e.stage == stage]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from xtalagent import config
 from xtalagent.errors import InputError
-from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, train_group_classifier
+from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, train_group_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior
-from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, train_adapter
+from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, set_threads, train_adapter
 from xtalagent.records import CrystalRecord
 
 
@@ -70,6 +70,8 @@ def run_finetune(
         raise InputError(f"unknown stage(s): {', '.join(sorted(unknown))} (expected sg, wyckoff)")
     if variants_per_record < 1:
         raise InputError(f"variants per record must be at least 1 (got {variants_per_record})")
+    if classifier_epochs < 1:
+        raise InputError(f"classifier epochs must be at least 1 (got {classifier_epochs})")
     train, val = load_training_records(dataset, output)
     if limit:
         train = train[:limit]
@@ -104,11 +106,9 @@ def run_finetune(
     if trained or not prior_file.exists() or not NeighbourPrior.load(prior_file).has_properties:
         NeighbourPrior.from_records(train).save(prior_file)
     # the composition classifier, on the same crystals and with the same rule
+    # (also rebuilt when made for another version's input features)
     classifier_file = output / CLASSIFIER_FILE
-    if trained or not classifier_file.exists():
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+    if trained or not classifier_file.exists() or not GroupClassifier.is_current(classifier_file):
+        set_threads(threads)
         train_group_classifier(train, val=val[:500], epochs=classifier_epochs).save(classifier_file)
     return output

@@ -105,11 +105,36 @@ def test_finetune_again_keeps_the_prior_of_its_adapters_but_upgrades_an_old_one(
     assert load_prior(folder).has_properties and len(load_prior(folder).entries) == 16
 
 
+def test_finetune_rebuilds_only_a_missing_or_outdated_classifier(tiny_model, fixtures, tmp_path):
+    import shutil
+
+    import torch
+    from xtalagent.finetune.group_classifier import GroupClassifier
+    from xtalagent.finetune.workflow import run_finetune
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    adapter = (folder / "sg" / "adapter_model.safetensors").read_bytes()
+    data = torch.load(folder / "group_classifier.pt", weights_only=True)
+    data["layout"] = "v1"  # a file from an older version of the features
+    torch.save(data, folder / "group_classifier.pt")
+    run_finetune(fixtures / "crystals.csv", folder, limit=16, classifier_epochs=1)
+    assert GroupClassifier.is_current(folder / "group_classifier.pt")
+    assert (folder / "sg" / "adapter_model.safetensors").read_bytes() == adapter  # nothing else retrained
+    with pytest.raises(InputError, match="classifier epochs"):
+        run_finetune(fixtures / "crystals.csv", folder, classifier_epochs=0)
+
+
 def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
     from xtalagent.finetune.predictor import load_predictor
 
-    assert predictor.prior is not None
-    assert load_predictor(tiny_model, use_prior=False).prior is None
+    assert predictor.prior is not None and predictor.classifier is not None
+    plain = load_predictor(tiny_model, use_prior=False)
+    assert plain.prior is None and plain.classifier is None
+    # an endpoint takes its voters from the model folder named beside it, if any
+    remote = load_predictor(tiny_model, endpoint="http://127.0.0.1:9")
+    assert remote.prior is not None and remote.classifier is not None
+    assert load_predictor(endpoint="http://127.0.0.1:9").classifier is None
 
 
 @pytest.mark.parametrize(
@@ -318,6 +343,7 @@ def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_
         top_k=3, model=tiny_model,
     )  # fmt: skip
     assert summary["n_crystals"] == 6 and summary["neighbour_prior"] != "off"
+    assert summary["composition_classifier"]["weights"]["formula"] > 0
     for key in ("formula+none", "elements+none"):
         row = summary["results"][key]
         assert row["n"] == 6 and row["valid_rate"] == row["composition_consistent_rate"] == 1.0
@@ -329,6 +355,6 @@ def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_
         fixture_dataset, "val", tmp_path / "off", patterns=["formula"], properties=["none"], top_k=3,
         model=tiny_model, use_prior=False, full_decode=False,
     )  # fmt: skip
-    assert off["neighbour_prior"] == "off"
+    assert off["neighbour_prior"] == off["composition_classifier"] == "off"
     with pytest.raises(InputError, match="training split"):
         run_constraint_eval(fixture_dataset, "train", tmp_path / "x", model=tiny_model)

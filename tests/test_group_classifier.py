@@ -12,6 +12,7 @@ from xtalagent.finetune.group_classifier import (
     N_FEATURES,
     GroupClassifier,
     composition_features,
+    element_descriptor,
     train_group_classifier,
 )
 
@@ -25,9 +26,12 @@ def test_features_show_what_the_pattern_shows():
     assert cell[:4].tolist() == [2, 8, 4, 0.0] and math.isnan(cell[4])
     assert math.isnan(ratio[1]) and ratio[2] == 4 and math.isnan(ratio[3]) and ratio[4] == pytest.approx(-0.389)
     assert np.isnan(elements[1:3]).all() and np.isnan(elements[5:10]).all()
-    # a cell and its ratio differ only in the cell size
+    # the shown counts: largest first, their common divisor, the smallest
+    assert cell[10:18].tolist() == [6, 2, 0, 0, 0, 0, 2, 2] and ratio[10:18].tolist() == [3, 1, 0, 0, 0, 0, 1, 1]
+    assert np.isnan(elements[10:18]).all()
+    # a cell and its ratio differ only in the cell size and its counts
     same = np.ones(N_FEATURES, dtype=bool)
-    same[[1, 3, 4]] = False
+    same[[1, 3, 4, *range(10, 18)]] = False
     assert np.allclose(cell[same], ratio[same], equal_nan=True)
 
 
@@ -81,11 +85,15 @@ def test_a_file_for_other_features_is_a_clear_error(trained, tmp_path):
     _, classifier, _ = trained
     path = tmp_path / "group_classifier.pt"
     classifier.save(path)
+    assert GroupClassifier.is_current(path)
     data = torch.load(path, weights_only=True)
-    data["n_features"] = N_FEATURES + 1
+    data["layout"] = "v1"
     torch.save(data, path)
-    with pytest.raises(XtalAgentError, match="features"):
+    assert not GroupClassifier.is_current(path)
+    with pytest.raises(XtalAgentError, match="other input features.*xtalagent finetune"):
         GroupClassifier.load(path)
+    path.write_bytes(b"truncated")
+    assert not GroupClassifier.is_current(path)
 
 
 def test_bonus_is_the_weighted_log_probability_of_each_group(trained):
@@ -118,3 +126,41 @@ def test_predictor_ranks_groups_with_the_classifier_vote(tiny_model, trained, mo
     candidates = voted.predict(request, top_k=2)
     assert candidates[0].spacegroup == best
     assert all(sum(int(s.wyckoff[:-1]) for s in c.sites) == 8 for c in candidates)
+
+
+def test_elements_without_tabulated_properties_are_flagged_not_guessed(trained):
+    """Noble gases have no electronegativity, superheavy elements no radius: NaN inputs become a
+    missing flag, and the vote stays a proper distribution."""
+    _, classifier, _ = trained
+    assert np.isnan(element_descriptor("He")[2])  # no electronegativity
+    assert np.isnan(element_descriptor("Xe")[3])  # no atomic radius in pymatgen
+    assert np.isnan(element_descriptor("H")[4])  # pymatgen's 0 for an unknown ionic radius
+    # the mean atomic radius is F's alone, not NaN for the whole request
+    features = composition_features("formula", ["Xe", "F"], [2, 4])
+    mean_radius = 18 + 3  # head (5) + fractions (5) + counts (8), then the means; radius is descriptor 3
+    assert features[mean_radius] == pytest.approx(element_descriptor("F")[3])
+    # Xe's own slot (the second: F leads with 4 of 6 atoms) shows the radius as missing: a flag
+    second_slot_radius = 18 + 4 * len(element_descriptor("O")) + (len(element_descriptor("O")) + 1) + 3
+    assert np.isnan(features[second_slot_radius])
+    flags = classifier.patterns["formula"].inputs(features).numpy()[0, N_FEATURES:]
+    assert flags[second_slot_radius] == 1 and flags[mean_radius] == 0
+    assert flags.sum() == np.isnan(features).sum()
+    for pattern, counts in (("formula", [2, 4]), ("composition", [1, 2]), ("elements", None)):
+        logp = classifier.log_probs(pattern, ["Xe", "F"], counts, 7.0, -1.0)
+        assert np.isfinite(logp).all() and np.exp(logp).sum() == pytest.approx(1.0, abs=1e-4)
+    logp = classifier.log_probs("elements", ["Og", "Ts"], None)
+    assert np.isfinite(logp).all()
+
+
+def test_training_leaves_the_callers_random_state_alone(fixture_dataset):
+    import torch
+    from xtalagent.data import load_records
+
+    records = load_records(fixture_dataset, "train")
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    train_group_classifier(records, patterns=["formula"], epochs=1, members=1, hidden=16, log=lambda _: None)
+    assert torch.equal(torch.rand(3), expected)
+    with pytest.raises(XtalAgentError, match="at least 1|>= 1"):
+        train_group_classifier(records, patterns=["formula"], epochs=0, log=lambda _: None)
