@@ -507,11 +507,12 @@ def run_design(
     tick("constraints", 0, 1)
     cached = _stage_cache(out, "constraints.json", key)
     run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
-    from xtalagent.finetune.predictor import classifier_in_use, prior_in_use
+    from xtalagent.finetune.predictor import voters_in_use
 
     pattern = next(p for p in ("formula", "composition", "elements") if p in constraint_request(request))
-    run.constraint_prior = prior_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
-    run.constraint_classifier = classifier_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
+    run.constraint_prior, run.constraint_classifier = voters_in_use(
+        settings.constraint_model, settings.constraint_endpoint, pattern
+    )
     if cached is not None:
         run.constraints = [ConstraintChoice.model_validate(c) for c in cached["items"]]
         say(f"constraints: {len(run.constraints)} from the previous run in {out}")

@@ -52,22 +52,17 @@ def load_predictor(
     return ConstraintPredictor(scorer, prior=load_prior(model_dir), classifier=load_classifier(model_dir))
 
 
-def prior_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
-    """Whether :func:`load_predictor` with these arguments lets the neighbour prior vote (for ``pattern``)."""
+def voters_in_use(
+    model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None
+) -> tuple[bool, bool]:
+    """Whether :func:`load_predictor` with these arguments lets (the neighbour prior, the composition
+    classifier) vote (for ``pattern``): each needs its file in the model folder and a weight."""
     if endpoint and not model:
-        return False
-    if pattern is not None and not any(part["weight"] for part in config.CONSTRAINT_PRIOR[pattern].values()):
-        return False
-    return (Path(model or default_model_dir()) / PRIOR_FILE).exists()
-
-
-def classifier_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
-    """Whether :func:`load_predictor` with these arguments lets the composition classifier vote."""
-    if endpoint and not model:
-        return False
-    if pattern is not None and not config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0):
-        return False
-    return (Path(model or default_model_dir()) / CLASSIFIER_FILE).exists()
+        return False, False
+    folder = Path(model or default_model_dir())
+    prior = pattern is None or any(part["weight"] for part in config.CONSTRAINT_PRIOR[pattern].values())
+    classifier = pattern is None or bool(config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0))
+    return prior and (folder / PRIOR_FILE).exists(), classifier and (folder / CLASSIFIER_FILE).exists()
 
 
 class ConstraintPredictor:

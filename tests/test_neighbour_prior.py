@@ -160,17 +160,21 @@ def test_sites_prior_overrules_a_stage_two_model_that_prefers_another_valid_list
         assert check_candidate(candidate, {"formula": "K4Br4"}) == (True, True)
 
 
-def test_prior_in_use_follows_the_settings_of_the_request_pattern(tmp_path):
+def test_voters_in_use_follow_their_files_and_the_settings_of_the_request_pattern(tmp_path, monkeypatch):
     from xtalagent import config
-    from xtalagent.finetune.predictor import prior_in_use
+    from xtalagent.finetune.predictor import voters_in_use
 
     NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")
-    assert prior_in_use(tmp_path, pattern="formula")
-    assert prior_in_use(tmp_path, pattern="elements") == any(
+    assert voters_in_use(tmp_path, pattern="formula") == (True, False)  # no classifier file
+    assert voters_in_use(tmp_path, pattern="elements")[0] == any(
         part["weight"] for part in config.CONSTRAINT_PRIOR["elements"].values()
     )
-    assert not prior_in_use(tmp_path / "empty")
-    assert not prior_in_use(endpoint="http://localhost:8000")
+    (tmp_path / "group_classifier.pt").write_bytes(b"")
+    assert voters_in_use(tmp_path, pattern="formula") == (True, True)
+    monkeypatch.setitem(config.CONSTRAINT_CLASSIFIER_WEIGHT, "formula", 0.0)
+    assert voters_in_use(tmp_path, pattern="formula") == (True, False)
+    assert voters_in_use(tmp_path / "empty") == (False, False)
+    assert voters_in_use(endpoint="http://localhost:8000") == (False, False)
 
 
 def _with_properties(band_gap: float = 0.0, formation_energy: float = 0.0, **part) -> PriorPart:
