@@ -43,13 +43,13 @@ def load_predictor(
     ``use_prior`` is false; with an endpoint they are taken from ``model`` when a folder is given.
     """
     if endpoint:
-        voters = (load_prior(Path(model)), load_classifier(Path(model))) if (use_prior and model) else (None, None)
-        return ConstraintPredictor(EndpointScorer(endpoint, **kwargs), prior=voters[0], classifier=voters[1])
-    model_dir = Path(model or default_model_dir())
-    scorer = LocalScorer.load(model_dir, **kwargs)
-    if not use_prior:
+        scorer, folder = EndpointScorer(endpoint, **kwargs), (Path(model) if model else None)
+    else:
+        folder = Path(model or default_model_dir())
+        scorer = LocalScorer.load(folder, **kwargs)
+    if not use_prior or folder is None:
         return ConstraintPredictor(scorer)
-    return ConstraintPredictor(scorer, prior=load_prior(model_dir), classifier=load_classifier(model_dir))
+    return ConstraintPredictor(scorer, prior=load_prior(folder), classifier=load_classifier(folder))
 
 
 def voters_in_use(
