@@ -215,6 +215,9 @@ def finetune(
     classifier_epochs: Annotated[int, typer.Option(help="epochs of the composition classifier")] = (
         config.CONSTRAINT_CLASSIFIER_EPOCHS
     ),
+    classifier_dropout: Annotated[float, typer.Option(help="dropout of the composition classifier, in [0, 1)")] = (
+        config.CONSTRAINT_CLASSIFIER_DROPOUT
+    ),
 ) -> None:
     """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
     from xtalagent.finetune.train import BaseModelConfig
@@ -236,6 +239,7 @@ def finetune(
         base_config,
         variants_per_record,
         classifier_epochs,
+        classifier_dropout,
     )
     out.print(f"[green]constraint model ready[/] -> {folder}")
 

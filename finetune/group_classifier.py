@@ -154,16 +154,16 @@ def composition_features(
     return np.concatenate([head, fractions, count_features, mean, low, high, spread, slots])
 
 
-def _network(hidden: int) -> torch.nn.Sequential:
+def _network(hidden: int, dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT) -> torch.nn.Sequential:
     import torch
 
     return torch.nn.Sequential(
         torch.nn.Linear(2 * N_FEATURES, hidden),
         torch.nn.GELU(),
-        torch.nn.Dropout(0.2),
+        torch.nn.Dropout(dropout),
         torch.nn.Linear(hidden, hidden),
         torch.nn.GELU(),
-        torch.nn.Dropout(0.2),
+        torch.nn.Dropout(dropout),
         torch.nn.Linear(hidden, N_GROUPS),
     )
 
@@ -327,6 +327,7 @@ def train_pattern(
     members: int = config.CONSTRAINT_CLASSIFIER_MEMBERS,
     epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
     hidden: int = config.CONSTRAINT_CLASSIFIER_HIDDEN,
+    dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT,
     copies: int = 4,
     seed: int = 0,
     val: Sequence[CrystalRecord] = (),
@@ -343,6 +344,8 @@ def train_pattern(
         raise XtalAgentError(
             f"classifier epochs, members and copies must be at least 1 (got {epochs}, {members}, {copies})"
         )
+    if not 0.0 <= dropout < 1.0:
+        raise XtalAgentError(f"classifier dropout must be in [0, 1) (got {dropout})")
     x, y = _examples(records, pattern, copies, random.Random(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. cell atoms for ratios)
@@ -362,7 +365,7 @@ def train_pattern(
         with torch.random.fork_rng():
             torch.manual_seed(seed * 1000 + member)
             prefix = f"classifier {pattern} member {member + 1}/{members}"
-            model.members.append(_train_member(inputs, labels, hidden, epochs, val_top1, prefix, log))
+            model.members.append(_train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log))
     return model
 
 
@@ -370,6 +373,7 @@ def _train_member(
     inputs: torch.Tensor,
     labels: torch.Tensor,
     hidden: int,
+    dropout: float,
     epochs: int,
     val_top1: Callable[[torch.nn.Module], float | None],
     prefix: str,
@@ -379,7 +383,7 @@ def _train_member(
     """One member network: AdamW with a one-cycle schedule and label smoothing; a line per epoch."""
     import torch
 
-    net = _network(hidden)
+    net = _network(hidden, dropout)
     optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * math.ceil(len(inputs) / batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=steps)

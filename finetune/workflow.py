@@ -62,6 +62,7 @@ def run_finetune(
     base_config: BaseModelConfig | None = None,
     variants_per_record: int = config.CONSTRAINT_VARIANTS_PER_RECORD,
     classifier_epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
+    classifier_dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT,
 ) -> Path:
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,8 @@ def run_finetune(
         raise InputError(f"variants per record must be at least 1 (got {variants_per_record})")
     if classifier_epochs < 1:
         raise InputError(f"classifier epochs must be at least 1 (got {classifier_epochs})")
+    if not 0.0 <= classifier_dropout < 1.0:
+        raise InputError(f"classifier dropout must be in [0, 1) (got {classifier_dropout})")
     train, val = load_training_records(dataset, output)
     if limit:
         train = train[:limit]
@@ -110,5 +113,7 @@ def run_finetune(
     classifier_file = output / CLASSIFIER_FILE
     if trained or not classifier_file.exists() or not GroupClassifier.is_current(classifier_file):
         set_threads(threads)
-        train_group_classifier(train, val=val[:500], epochs=classifier_epochs).save(classifier_file)
+        train_group_classifier(train, val=val[:500], epochs=classifier_epochs, dropout=classifier_dropout).save(
+            classifier_file
+        )
     return output

@@ -123,6 +123,8 @@ def test_finetune_rebuilds_only_a_missing_or_outdated_classifier(tiny_model, fix
     assert (folder / "sg" / "adapter_model.safetensors").read_bytes() == adapter  # nothing else retrained
     with pytest.raises(InputError, match="classifier epochs"):
         run_finetune(fixtures / "crystals.csv", folder, classifier_epochs=0)
+    with pytest.raises(InputError, match="classifier dropout"):
+        run_finetune(fixtures / "crystals.csv", folder, classifier_dropout=1.0)
 
 
 def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):

@@ -164,3 +164,5 @@ def test_training_leaves_the_callers_random_state_alone(fixture_dataset):
     assert torch.equal(torch.rand(3), expected)
     with pytest.raises(XtalAgentError, match="at least 1|>= 1"):
         train_group_classifier(records, patterns=["formula"], epochs=0, log=lambda _: None)
+    with pytest.raises(XtalAgentError, match="dropout"):
+        train_group_classifier(records, patterns=["formula"], epochs=1, dropout=1.0, log=lambda _: None)
