@@ -29,6 +29,7 @@ import numpy as np
 from pymatgen.core import Element
 from xtalagent import config
 from xtalagent.errors import XtalAgentError
+from xtalagent.finetune.examples import record_properties
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
@@ -304,8 +305,7 @@ def _examples(
     for record in records:
         cell = record.cell_counts
         elements = list(cell)
-        band_gap = record.properties.get("band_gap")
-        formation_energy = record.properties.get("formation_energy_per_atom")
+        band_gap, formation_energy = record_properties(record)  # the keys and rules the prior reads
         for _ in range(copies if rng else 1):
             mask = rng.choice(_PROPERTY_MASKS) if rng else "both"
             rows.append(

@@ -166,3 +166,14 @@ def test_training_leaves_the_callers_random_state_alone(fixture_dataset):
         train_group_classifier(records, patterns=["formula"], epochs=0, log=lambda _: None)
     with pytest.raises(XtalAgentError, match="dropout"):
         train_group_classifier(records, patterns=["formula"], epochs=1, dropout=1.0, log=lambda _: None)
+
+
+def test_training_reads_properties_under_the_keys_the_prior_reads(fixture_dataset):
+    # a user's dataset may name the column "formation_energy"; a NaN band gap means unknown
+    from xtalagent.data import load_records
+    from xtalagent.finetune.group_classifier import _examples
+
+    record = load_records(fixture_dataset, "train")[0]
+    record = record.model_copy(update={"properties": {"formation_energy": -1.25, "band_gap": math.nan}})
+    (row,), _ = _examples([record], "formula", 1, None)
+    assert row[4] == -1.25 and math.isnan(row[3])  # head: ..., band gap, formation energy
