@@ -35,7 +35,7 @@ from xtalagent.records import SymmetryConstraint
 from xtalagent.symmetry import crystal_system, spacegroup_symbol
 
 #: Bumped when a stage's cached output changes meaning.
-PIPELINE_VERSION: int = 2  # 2: the composition classifier joined stage 1
+PIPELINE_VERSION: int = 3  # 2: the composition classifier joined stage 1; 3: the ratio classifier
 #: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
 #: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
 GENERAL_DIFFUSION_CHECKPOINT: str = config.DIFFUSION_CHECKPOINTS[0]
@@ -130,6 +130,7 @@ class DesignRun:
     constraint_model: str = ""
     constraint_prior: bool = False  # known crystals like the request voted (neighbour prior)
     constraint_classifier: bool = False  # the composition classifier voted for the group
+    constraint_ratio_vote: bool = False  # elements-only: the likeliest ratios' rankings voted for the group
     sampler: str = ""
     sampler_note: str = ""
     structures: list[GeneratedStructure] = field(default_factory=list)
@@ -507,12 +508,13 @@ def run_design(
     tick("constraints", 0, 1)
     cached = _stage_cache(out, "constraints.json", key)
     run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
-    from xtalagent.finetune.predictor import voters_in_use
+    from xtalagent.finetune.predictor import ratio_vote_in_use, voters_in_use
 
     pattern = next(p for p in ("formula", "composition", "elements") if p in constraint_request(request))
     run.constraint_prior, run.constraint_classifier = voters_in_use(
         settings.constraint_model, settings.constraint_endpoint, pattern
     )
+    run.constraint_ratio_vote = ratio_vote_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
     if cached is not None:
         run.constraints = [ConstraintChoice.model_validate(c) for c in cached["items"]]
         say(f"constraints: {len(run.constraints)} from the previous run in {out}")

@@ -78,8 +78,13 @@ def report_text(run: DesignRun) -> str:
             else ""
         )
         + (
-            " plus the weighted log-probability of the group under the composition classifier."
+            " plus the weighted log-probability of the group under the composition classifier"
             if run.constraint_classifier
+            else ""
+        )
+        + (
+            " plus the vote of the likeliest composition ratios, each ranked as a ratio request (ratio classifier)."
+            if run.constraint_ratio_vote
             else "."
         )
     )

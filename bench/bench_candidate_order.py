@@ -33,7 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def first_groups(predictor, req: ConstraintRequest, ctx, k: int = 5) -> tuple[int, int]:
     """(group of the best summed score, stage 1's first group) among the top ``k`` groups."""
     target = req.target()
-    groups = predictor.rank_groups(ctx, feasible_groups(target), k)
+    groups = predictor.rank_groups(ctx, feasible_groups(target), k, max_atoms=req.max_atoms)
     best_sum = max(
         ((g, score + predictor.rank_site_lists(ctx, target, g, k)[0][1]) for g, score in groups),
         key=lambda pair: pair[1],

@@ -3,7 +3,8 @@
 # Needs ../shared/data (or XTALAGENT_SHARED_DATA). About 100 min on 2 idle CPU cores
 # (base ~10 min, wyckoff adapter ~26 min, sg adapter ~61 min, one torch thread each).
 # finetune also writes the stage-1 voters beside the adapters: the neighbour prior (neighbours.json.gz:
-# the training crystals) and the composition classifier (group_classifier.pt, ~8 min on 2 cores).
+# the training crystals), the composition classifier (group_classifier.pt, ~8 min on 2 cores) and the
+# ratio classifier of elements-only requests (ratio_classifier.pt, ~6 min on one core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python bench/bench_data_build.py                      # datasets/mp_structures.parquet (cached if built)

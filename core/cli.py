@@ -103,7 +103,8 @@ def constraints_predict(
         str | None, typer.Option(help="OpenAI-compatible endpoint serving adapters 'sg' and 'wyckoff'")
     ] = None,
     prior: Annotated[
-        bool, typer.Option(help="let known crystals (both stages) and the composition classifier (stage 1) vote")
+        bool,
+        typer.Option(help="let known crystals (both stages) and the composition and ratio classifiers (stage 1) vote"),
     ] = True,
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
@@ -147,7 +148,7 @@ def constraints_eval(
     model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
     prior: Annotated[
-        bool, typer.Option(help="let known crystals and the composition classifier vote beside the model")
+        bool, typer.Option(help="let known crystals and the composition and ratio classifiers vote beside the model")
     ] = True,
 ) -> None:
     """Evaluate the constraint generator on a labelled dataset split (accuracy, validity, baselines)."""

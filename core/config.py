@@ -129,6 +129,16 @@ CONSTRAINT_CLASSIFIER_MEMBERS: int = 3
 CONSTRAINT_CLASSIFIER_EPOCHS: int = 20
 CONSTRAINT_CLASSIFIER_HIDDEN: int = 512
 CONSTRAINT_CLASSIFIER_DROPOUT: float = 0.2
+#: Ratio classifier (finetune/ratio_classifier.py), elements-only requests: stage 1 also ranks the
+#: groups of the CANDIDATES likeliest ratios as ratio requests (language model, prior, composition
+#: classifier), averages those rankings' softmax shares weighed by each ratio's probability, and adds
+#: WEIGHT * log(average + FLOOR) to each group's score. Its vocabulary: the reduced ratios seen at
+#: least MIN_COUNT times in training. Weight chosen on half A of MP val by
+#: bench/bench_ratio_vote.py, which reports half B; 0 turns the vote off.
+CONSTRAINT_RATIO_WEIGHT: float = 2.0
+CONSTRAINT_RATIO_CANDIDATES: int = 3
+CONSTRAINT_RATIO_FLOOR: float = 1e-6
+CONSTRAINT_RATIO_MIN_COUNT: int = 2
 
 # --- screening: potentials, relaxation, stability (issue #5) -------------------------------------
 #: CHGNet checkpoint used when MatterSim's is not present (weights ship inside the chgnet wheel).

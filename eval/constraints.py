@@ -203,7 +203,7 @@ def _score_one(predictor, record, request, truth_sites, tally, baselines, top_k,
     target = req.target()
     ctx = predictor.context(req)
     # stage 1 over every feasible group
-    ranked = predictor.rank_groups(ctx, feasible_groups(target), top_k)
+    ranked = predictor.rank_groups(ctx, feasible_groups(target), top_k, max_atoms=req.max_atoms)
     groups = [g for g, _ in ranked]
     top1 = groups[0] if groups else None
     tally.sg_top1 += top1 == record.spacegroup

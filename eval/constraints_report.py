@@ -85,6 +85,15 @@ def run_constraint_eval(
             if predictor.classifier
             else "off"
         ),
+        "ratio_classifier": (
+            {
+                "weight": config.CONSTRAINT_RATIO_WEIGHT,
+                "candidates": config.CONSTRAINT_RATIO_CANDIDATES,
+                "ratios_known": len(predictor.ratios.vocabulary),
+            }
+            if predictor.ratios
+            else "off"
+        ),
         "seconds": round(time.perf_counter() - start, 1),
         "machine": platform.machine(),
         "results": {key: t.summary() for key, t in sorted(tallies.items())},

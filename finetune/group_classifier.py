@@ -44,7 +44,7 @@ COUNT_SLOTS = 6  # the shown counts, largest first
 DESCRIPTORS = ("mendeleev", "Z", "X", "atomic_radius", "ionic_radius", "row", "group", "block", "mass")
 #: What the stored networks were trained on; a file made for another layout is rebuilt, not misread.
 LAYOUT = f"v2 descriptors={','.join(DESCRIPTORS)} slots={SLOTS} counts={COUNT_SLOTS}"
-_PROPERTY_MASKS = ("band_gap", "formation_energy", "both", "none")
+PROPERTY_MASKS = ("band_gap", "formation_energy", "both", "none")
 
 
 @functools.cache
@@ -155,7 +155,9 @@ def composition_features(
     return np.concatenate([head, fractions, count_features, mean, low, high, spread, slots])
 
 
-def _network(hidden: int, dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT) -> torch.nn.Sequential:
+def make_network(
+    hidden: int, dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT, outputs: int = N_GROUPS
+) -> torch.nn.Sequential:
     import torch
 
     return torch.nn.Sequential(
@@ -165,7 +167,7 @@ def _network(hidden: int, dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT)
         torch.nn.Linear(hidden, hidden),
         torch.nn.GELU(),
         torch.nn.Dropout(dropout),
-        torch.nn.Linear(hidden, N_GROUPS),
+        torch.nn.Linear(hidden, outputs),
     )
 
 
@@ -190,7 +192,7 @@ class PatternClassifier:
         return torch.tensor(np.concatenate([normalised, missing], axis=1), dtype=torch.float32)
 
     def log_probs(self, features: np.ndarray) -> np.ndarray:
-        """log p(group) for groups 1..230 (index g - 1), members' probabilities averaged."""
+        """log p(class) per row, members' probabilities averaged (for groups 1..230: index g - 1)."""
         import torch
 
         with torch.no_grad():
@@ -283,7 +285,7 @@ class GroupClassifier:
         for name, stored in data["patterns"].items():
             members = []
             for state in stored["members"]:
-                net = _network(data["hidden"])
+                net = make_network(data["hidden"])
                 net.load_state_dict({k: v.float() for k, v in state.items()})
                 members.append(net)
             patterns[name] = PatternClassifier(stored["mean"].numpy(), stored["std"].numpy(), members)
@@ -307,7 +309,7 @@ def _examples(
         elements = list(cell)
         band_gap, formation_energy = record_properties(record)  # the keys and rules the prior reads
         for _ in range(copies if rng else 1):
-            mask = rng.choice(_PROPERTY_MASKS) if rng else "both"
+            mask = rng.choice(PROPERTY_MASKS) if rng else "both"
             rows.append(
                 composition_features(
                     pattern,
@@ -365,11 +367,11 @@ def train_pattern(
         with torch.random.fork_rng():
             torch.manual_seed(seed * 1000 + member)
             prefix = f"classifier {pattern} member {member + 1}/{members}"
-            model.members.append(_train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log))
+            model.members.append(train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log))
     return model
 
 
-def _train_member(
+def train_member(
     inputs: torch.Tensor,
     labels: torch.Tensor,
     hidden: int,
@@ -379,11 +381,12 @@ def _train_member(
     prefix: str,
     log: Callable[[str], None],
     batch: int = 256,
+    outputs: int = N_GROUPS,
 ) -> torch.nn.Sequential:
     """One member network: AdamW with a one-cycle schedule and label smoothing; a line per epoch."""
     import torch
 
-    net = _network(hidden, dropout)
+    net = make_network(hidden, dropout, outputs)
     optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * math.ceil(len(inputs) / batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 2e-3, total_steps=steps)

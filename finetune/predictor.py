@@ -22,6 +22,7 @@ from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.finetune.decoding import Context, fitting_state, rank_sites, rank_spacegroups, score_states
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
+from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
@@ -39,7 +40,8 @@ def load_predictor(
     """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint.
 
     The model folder's voters beside the language model, the neighbour prior (``neighbours.json.gz``,
-    both stages) and the composition classifier (``group_classifier.pt``, stage 1), join unless
+    both stages), the composition classifier (``group_classifier.pt``, stage 1) and, for
+    elements-only requests, the ratio classifier (``ratio_classifier.pt``, stage 1), join unless
     ``use_prior`` is false; with an endpoint they are taken from ``model`` when a folder is given.
     """
     if endpoint:
@@ -49,7 +51,9 @@ def load_predictor(
         scorer = LocalScorer.load(folder, **kwargs)
     if not use_prior or folder is None:
         return ConstraintPredictor(scorer)
-    return ConstraintPredictor(scorer, prior=load_prior(folder), classifier=load_classifier(folder))
+    return ConstraintPredictor(
+        scorer, prior=load_prior(folder), classifier=load_classifier(folder), ratios=load_ratio_classifier(folder)
+    )
 
 
 def voters_in_use(
@@ -65,6 +69,15 @@ def voters_in_use(
     return prior and (folder / PRIOR_FILE).exists(), classifier and (folder / CLASSIFIER_FILE).exists()
 
 
+def ratio_vote_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
+    """Whether :func:`load_predictor` with these arguments lets the ratio classifier vote (for
+    ``pattern``: elements-only requests only): it needs its file in the model folder and a weight."""
+    if (endpoint and not model) or pattern not in (None, Pattern.ELEMENTS.value):
+        return False
+    folder = Path(model or default_model_dir())
+    return bool(config.CONSTRAINT_RATIO_WEIGHT) and (folder / RATIO_FILE).exists()
+
+
 class ConstraintPredictor:
     def __init__(
         self,
@@ -72,11 +85,13 @@ class ConstraintPredictor:
         sg_candidates: int | None = None,
         prior: NeighbourPrior | None = None,
         classifier: GroupClassifier | None = None,
+        ratios: RatioClassifier | None = None,
     ):
         self.scorer = scorer
         self.sg_candidates = sg_candidates  # groups expanded in stage 2 (default: top_k)
         self.prior = prior
         self.classifier = classifier
+        self.ratios = ratios
 
     def rank_groups(
         self,
@@ -85,16 +100,54 @@ class ConstraintPredictor:
         k: int,
         temperature: float = 0.0,
         rng: random.Random | None = None,
+        max_atoms: int = config.MAX_ATOMS_PER_CELL,
     ) -> list[tuple[int, float]]:
         """Stage 1: the best ``k`` of ``groups`` by LM log-probability plus the votes of the neighbour
-        prior and the composition classifier."""
+        prior, the composition classifier and (elements-only requests of up to ``max_atoms`` atoms)
+        the ratio classifier."""
         request = (ctx.pattern, ctx.elements, ctx.counts, groups, ctx.band_gap, ctx.formation_energy)
         bonus = dict.fromkeys(groups, 0.0)
         for voter in (self.prior, self.classifier):
             if voter is not None:
                 for group, value in voter.bonus(*request).items():
                     bonus[group] += value
+        if ctx.pattern == Pattern.ELEMENTS.value:
+            for group, value in self.ratio_bonus(ctx, groups, max_atoms).items():
+                bonus[group] += value
         return rank_spacegroups(self.scorer, ctx, groups, k, temperature, rng, bonus)
+
+    def ratio_bonus(
+        self, ctx: Context, groups: list[int], max_atoms: int, weight: float | None = None
+    ) -> dict[int, float]:
+        """The vote of the likeliest ratios on an elements-only request's groups.
+
+        Each of the ratio classifier's ``config.CONSTRAINT_RATIO_CANDIDATES`` likeliest ratios is
+        ranked as a ratio request would be (its hosts among ``groups``); the softmax shares of those
+        rankings, averaged with the ratios' probabilities as weights, vote ``weight * log(share +
+        floor)``. A group no likely ratio fits gets the floor: it stays possible (another ratio may
+        hold it), only less likely. Zero everywhere without a ratio classifier or a likely ratio.
+        ``weight`` defaults to ``config.CONSTRAINT_RATIO_WEIGHT``.
+        """
+        weight = config.CONSTRAINT_RATIO_WEIGHT if weight is None else weight
+        if self.ratios is None or weight == 0:
+            return dict.fromkeys(groups, 0.0)
+        share, mass = dict.fromkeys(groups, 0.0), 0.0
+        for counts, probability in self.ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms):
+            target = RatioCounts(ctx.elements, counts, max_atoms)
+            hosts = [g for g in groups if target.feasible(g)]
+            if not hosts:
+                continue
+            as_ratio = Context(Pattern.COMPOSITION.value, ctx.elements, counts, ctx.band_gap, ctx.formation_energy)
+            ranked = self.rank_groups(as_ratio, hosts, len(hosts))
+            top = max(score for _, score in ranked)
+            weights = {group: math.exp(score - top) for group, score in ranked}
+            total = sum(weights.values())
+            for group, value in weights.items():
+                share[group] += probability * value / total
+            mass += probability
+        if mass == 0:
+            return dict.fromkeys(groups, 0.0)
+        return {g: weight * math.log(share[g] / mass + config.CONSTRAINT_RATIO_FLOOR) for g in groups}
 
     def rank_site_lists(
         self,
@@ -187,7 +240,7 @@ class ConstraintPredictor:
                     f"no {'allowed ' if allowed_groups is not None else ''}space group can host {what}"
                     + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
                 )
-            groups = self.rank_groups(ctx, feasible, self.sg_candidates or top_k, temperature, rng)
+            groups = self.rank_groups(ctx, feasible, self.sg_candidates or top_k, temperature, rng, request.max_atoms)
         per_group: list[list[Candidate]] = []
         for spacegroup, sg_score in groups:
             candidates: list[Candidate] = []

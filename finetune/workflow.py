@@ -1,8 +1,9 @@
 """``xtalagent finetune``: from a dataset to a ready constraint model folder.
 
 The folder holds ``base/`` (or ``base.json`` naming a hub model), ``sg/`` and ``wyckoff/``, and
-the two stage-1 voters beside the language model: the neighbour prior (``neighbours.json.gz``) and
-the composition classifier (``group_classifier.pt``).
+the stage-1 voters beside the language model: the neighbour prior (``neighbours.json.gz``), the
+composition classifier (``group_classifier.pt``) and the ratio classifier of elements-only requests
+(``ratio_classifier.pt``).
 Every step is skipped when its output exists and resumes from its last checkpoint otherwise, so
 an interrupted run continues where it stopped. Only the ``train`` split is trained on; ``val``
 gives the per-epoch metric; ``test`` is never read.
@@ -17,6 +18,12 @@ from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, train_group_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior
+from xtalagent.finetune.ratio_classifier import (
+    RATIO_FILE,
+    RatioClassifier,
+    has_repeated_ratio,
+    train_ratio_classifier,
+)
 from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, set_threads, train_adapter
 from xtalagent.records import CrystalRecord
 
@@ -115,5 +122,12 @@ def run_finetune(
         set_threads(threads)
         train_group_classifier(train, val=val[:500], epochs=classifier_epochs, dropout=classifier_dropout).save(
             classifier_file
+        )
+    # the same rule again; a dataset where no ratio repeats has nothing to learn (the vote stays off)
+    ratio_file = output / RATIO_FILE
+    if (trained or not ratio_file.exists() or not RatioClassifier.is_current(ratio_file)) and has_repeated_ratio(train):
+        set_threads(threads)
+        train_ratio_classifier(train, val=val[:500], epochs=classifier_epochs, dropout=classifier_dropout).save(
+            ratio_file
         )
     return output

@@ -333,8 +333,10 @@ def test_package_keeps_weights_adapters_and_prior(tiny_model, tmp_path):
 
     target = package(tiny_model, tmp_path / "shipped")
     assert (target / "neighbours.json.gz").exists() and not (target / "run-sg").exists()
-    assert (target / "group_classifier.pt").exists()
-    assert load_predictor(target).predict({"formula": "Ti2O4"}, top_k=1)
+    assert (target / "group_classifier.pt").exists() and (target / "ratio_classifier.pt").exists()
+    shipped = load_predictor(target)
+    assert shipped.ratios is not None and shipped.predict({"formula": "Ti2O4"}, top_k=1)
+    assert shipped.predict({"elements": ["Ti", "O"], "band_gap": 3.0}, top_k=1)
 
 
 def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_dataset, tmp_path):
@@ -346,6 +348,7 @@ def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_
     )  # fmt: skip
     assert summary["n_crystals"] == 6 and summary["neighbour_prior"] != "off"
     assert summary["composition_classifier"]["weights"]["formula"] > 0
+    assert summary["ratio_classifier"]["ratios_known"] > 0
     for key in ("formula+none", "elements+none"):
         row = summary["results"][key]
         assert row["n"] == 6 and row["valid_rate"] == row["composition_consistent_rate"] == 1.0

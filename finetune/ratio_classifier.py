@@ -1,0 +1,228 @@
+"""Which ratio do an elements-only request's elements take? A classifier over known reduced ratios.
+
+Why: an elements-only request (``Sc-Ni`` + a band gap) hides the stoichiometry, and the ratio
+decides the space group more than anything else. Ratio requests (``ScNi3``) are ranked far better
+than elements-only ones (MP val, stage-1 top-1: about 54 % against 30 %). So stage 1 of an
+elements-only request also asks the ratio pipeline (language model, prior and composition
+classifier, as for a ``composition`` request) about the few ratios this network finds most
+likely, and lets the average of their answers vote (``ConstraintPredictor.ratio_bonus``).
+
+The network reads the elements-only features of the group classifier (element properties and
+the target properties; a hidden property is a flag) and picks among the reduced ratios seen at
+least ``config.CONSTRAINT_RATIO_MIN_COUNT`` times in training, written with the elements in
+Mendeleev-number order (``(1, 2)`` is TiO2, ScNi2 or any AB2 whose B has the larger number).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from xtalagent import config
+from xtalagent.errors import XtalAgentError
+from xtalagent.finetune.examples import record_properties
+from xtalagent.finetune.group_classifier import (
+    LAYOUT,
+    N_FEATURES,
+    PROPERTY_MASKS,
+    PatternClassifier,
+    composition_features,
+    element_descriptor,
+    make_network,
+    train_member,
+)
+from xtalagent.io import atomic_path
+from xtalagent.records import CrystalRecord
+
+RATIO_FILE = "ratio_classifier.pt"
+RATIO_LAYOUT = f"{LAYOUT} ratio-v1"
+
+
+def mendeleev_order(elements: Sequence[str]) -> list[str]:
+    """The elements by Mendeleev number, the order in which the vocabulary writes ratios."""
+    return sorted(elements, key=lambda el: element_descriptor(el)[0])
+
+
+def ratio_key(counts: dict[str, int]) -> tuple[int, ...]:
+    """The reduced ratio of a composition, its elements in Mendeleev-number order."""
+    shown = [int(counts[el]) for el in mendeleev_order(list(counts))]
+    divisor = math.gcd(*shown)
+    return tuple(n // divisor for n in shown)
+
+
+def has_repeated_ratio(records: Sequence[CrystalRecord], min_count: int = config.CONSTRAINT_RATIO_MIN_COUNT) -> bool:
+    """Whether some ratio occurs ``min_count`` times, so the classifier has a vocabulary to learn."""
+    seen = Counter(ratio_key(record.cell_counts) for record in records)
+    return bool(seen) and max(seen.values()) >= min_count
+
+
+class RatioClassifier:
+    """p(reduced ratio | elements, target properties) over a vocabulary of known ratios."""
+
+    def __init__(self, vocabulary: Sequence[tuple[int, ...]], model: PatternClassifier, hidden: int):
+        self.vocabulary = [tuple(int(n) for n in ratio) for ratio in vocabulary]
+        self.model, self.hidden = model, hidden
+        self._lengths = np.array([len(ratio) for ratio in self.vocabulary])
+        self._atoms = np.array([sum(ratio) for ratio in self.vocabulary])
+
+    def ratios(
+        self,
+        elements: Sequence[str],
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+        max_atoms: int = config.MAX_ATOMS_PER_CELL,
+        k: int = config.CONSTRAINT_RATIO_CANDIDATES,
+    ) -> list[tuple[tuple[int, ...], float]]:
+        """The ``k`` likeliest ratios, as counts in the order of ``elements``, with their probability
+        renormalised over the ratios with as many elements and at most ``max_atoms`` atoms per
+        formula unit; empty when the vocabulary has none (say, six elements)."""
+        elements = list(elements)
+        features = composition_features("elements", elements, None, band_gap, formation_energy)
+        probs = np.exp(self.model.log_probs(features)[0])
+        probs = np.where((self._lengths == len(elements)) & (self._atoms <= max_atoms), probs, 0.0)
+        total = probs.sum()
+        if total <= 0:
+            return []
+        order = mendeleev_order(elements)
+        best = [i for i in np.argsort(-probs, kind="stable")[:k] if probs[i] > 0]
+        out = []
+        for i in best:
+            by_element = dict(zip(order, self.vocabulary[i]))
+            out.append((tuple(by_element[el] for el in elements), float(probs[i] / total)))
+        return out
+
+    def save(self, path: Path) -> None:
+        import torch
+
+        data = {
+            "layout": RATIO_LAYOUT,
+            "n_features": N_FEATURES,
+            "hidden": self.hidden,
+            "vocabulary": [list(ratio) for ratio in self.vocabulary],
+            "mean": torch.tensor(self.model.mean),
+            "std": torch.tensor(self.model.std),
+            "members": [{k: v.half() for k, v in net.state_dict().items()} for net in self.model.members],
+        }
+        with atomic_path(Path(path)) as tmp:
+            torch.save(data, tmp)
+
+    @staticmethod
+    def is_current(path: Path) -> bool:
+        """Whether the file at ``path`` was made for this version's features (else: rebuild it)."""
+        import torch
+
+        try:
+            data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except Exception:  # unreadable, truncated: rebuild as well
+            return False
+        return isinstance(data, dict) and data.get("layout") == RATIO_LAYOUT and data.get("n_features") == N_FEATURES
+
+    @classmethod
+    def load(cls, path: Path) -> RatioClassifier:
+        import torch
+
+        if not cls.is_current(path):
+            raise XtalAgentError(
+                f"{path}: not a ratio classifier for this version's features; rebuild it with "
+                f"'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is missing or out "
+                "of date), or pass --no-prior"
+            )
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        vocabulary = [tuple(ratio) for ratio in data["vocabulary"]]
+        members = []
+        for state in data["members"]:
+            net = make_network(data["hidden"], outputs=len(vocabulary))
+            net.load_state_dict({k: v.float() for k, v in state.items()})
+            members.append(net)
+        model = PatternClassifier(data["mean"].numpy(), data["std"].numpy(), members)
+        return cls(vocabulary, model, data["hidden"])
+
+
+def load_ratio_classifier(model_dir: Path) -> RatioClassifier | None:
+    """The ratio classifier stored beside a model's adapters, or None when the folder has none."""
+    path = Path(model_dir) / RATIO_FILE
+    return RatioClassifier.load(path) if path.exists() else None
+
+
+def _examples(
+    records: Sequence[CrystalRecord], index: dict[tuple[int, ...], int], copies: int, rng: random.Random | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Elements-only features and ratio labels of the records whose ratio is in the vocabulary;
+    with ``rng``, ``copies`` per crystal with random properties hidden, else one with all shown."""
+    rows, labels = [], []
+    for record in records:
+        label = index.get(ratio_key(record.cell_counts))
+        if label is None:
+            continue
+        band_gap, formation_energy = record_properties(record)
+        for _ in range(copies if rng else 1):
+            mask = rng.choice(PROPERTY_MASKS) if rng else "both"
+            rows.append(
+                composition_features(
+                    "elements",
+                    list(record.cell_counts),
+                    None,
+                    band_gap if mask in ("band_gap", "both") else None,
+                    formation_energy if mask in ("formation_energy", "both") else None,
+                )
+            )
+            labels.append(label)
+    return np.array(rows, dtype=np.float64).reshape(-1, N_FEATURES), np.array(labels, dtype=np.int64)
+
+
+def train_ratio_classifier(
+    records: Sequence[CrystalRecord],
+    members: int = config.CONSTRAINT_CLASSIFIER_MEMBERS,
+    epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
+    hidden: int = config.CONSTRAINT_CLASSIFIER_HIDDEN,
+    dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT,
+    min_count: int = config.CONSTRAINT_RATIO_MIN_COUNT,
+    copies: int = 4,
+    seed: int = 0,
+    val: Sequence[CrystalRecord] = (),
+    log: Callable[[str], None] = print,
+) -> RatioClassifier:
+    """Train on ``records`` (the ``train`` split) with the group classifier's recipe; ``val`` only
+    reports. Seeded, and without touching the caller's random state."""
+    import torch
+
+    if epochs < 1 or members < 1 or copies < 1 or min_count < 1:
+        raise XtalAgentError(
+            "ratio classifier epochs, members, copies and min_count must be at least 1 "
+            f"(got {epochs}, {members}, {copies}, {min_count})"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise XtalAgentError(f"classifier dropout must be in [0, 1) (got {dropout})")
+    seen = Counter(ratio_key(record.cell_counts) for record in records)
+    vocabulary = [ratio for ratio, n in seen.items() if n >= min_count]
+    if not vocabulary:
+        raise XtalAgentError(f"no ratio occurs {min_count} times among {len(records)} training crystals")
+    index = {ratio: i for i, ratio in enumerate(vocabulary)}
+    x, y = _examples(records, index, copies, random.Random(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (counts are not shown)
+        mean = np.nan_to_num(np.nanmean(x, axis=0))
+        std = np.nan_to_num(np.nanstd(x, axis=0))
+    model = PatternClassifier(mean, std, [])
+    inputs, labels = model.inputs(x), torch.tensor(y)
+    val_x, val_y = _examples(val, index, 1, None) if val else (None, None)
+
+    def val_top1(net) -> float | None:
+        if val_x is None or not len(val_x):
+            return None
+        with torch.no_grad():
+            return float((net(model.inputs(val_x)).argmax(1).numpy() == val_y).mean())
+
+    for member in range(members):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed * 1000 + member)
+            prefix = f"ratio classifier member {member + 1}/{members} ({len(vocabulary)} ratios)"
+            model.members.append(
+                train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log, outputs=len(vocabulary))
+            )
+    return RatioClassifier(vocabulary, model, hidden)
