@@ -191,6 +191,26 @@ class PatternClassifier:
         normalised = np.clip(np.where(missing, 0.0, (features - self.mean) / self.std), -10.0, 10.0)
         return torch.tensor(np.concatenate([normalised, missing], axis=1), dtype=torch.float32)
 
+    def state(self) -> dict:
+        """What a file stores of the ensemble; half precision halves the shipped file, and the
+        averaged probabilities do not notice."""
+        import torch
+
+        return {
+            "mean": torch.tensor(self.mean),
+            "std": torch.tensor(self.std),
+            "members": [{k: v.half() for k, v in net.state_dict().items()} for net in self.members],
+        }
+
+    @classmethod
+    def from_state(cls, stored: dict, hidden: int, outputs: int = N_GROUPS) -> PatternClassifier:
+        members = []
+        for state in stored["members"]:
+            net = make_network(hidden, outputs=outputs)
+            net.load_state_dict({k: v.float() for k, v in state.items()})
+            members.append(net)
+        return cls(stored["mean"].numpy(), stored["std"].numpy(), members)
+
     def log_probs(self, features: np.ndarray) -> np.ndarray:
         """log p(class) per row, members' probabilities averaged (for groups 1..230: index g - 1)."""
         import torch
@@ -246,15 +266,7 @@ class GroupClassifier:
             "layout": LAYOUT,
             "n_features": N_FEATURES,
             "hidden": self.hidden,
-            "patterns": {
-                name: {
-                    "mean": torch.tensor(model.mean),
-                    "std": torch.tensor(model.std),
-                    # half precision halves the shipped file; the averaged probabilities do not notice
-                    "members": [{k: v.half() for k, v in net.state_dict().items()} for net in model.members],
-                }
-                for name, model in self.patterns.items()
-            },
+            "patterns": {name: model.state() for name, model in self.patterns.items()},
         }
         with atomic_path(Path(path)) as tmp:
             torch.save(data, tmp)
@@ -262,13 +274,7 @@ class GroupClassifier:
     @staticmethod
     def is_current(path: Path) -> bool:
         """Whether the file at ``path`` was made for this version's features (else: rebuild it)."""
-        import torch
-
-        try:
-            data = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except Exception:  # unreadable, truncated: rebuild as well
-            return False
-        return isinstance(data, dict) and data.get("layout") == LAYOUT and data.get("n_features") == N_FEATURES
+        return stored_layout_is(path, LAYOUT)
 
     @classmethod
     def load(cls, path: Path) -> GroupClassifier:
@@ -281,15 +287,22 @@ class GroupClassifier:
                 f"rebuild it with 'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is "
                 "missing or out of date), or pass --no-prior"
             )
-        patterns = {}
-        for name, stored in data["patterns"].items():
-            members = []
-            for state in stored["members"]:
-                net = make_network(data["hidden"])
-                net.load_state_dict({k: v.float() for k, v in state.items()})
-                members.append(net)
-            patterns[name] = PatternClassifier(stored["mean"].numpy(), stored["std"].numpy(), members)
+        patterns = {
+            name: PatternClassifier.from_state(stored, data["hidden"]) for name, stored in data["patterns"].items()
+        }
         return cls(patterns, data["hidden"])
+
+
+def stored_layout_is(path: Path, layout: str) -> bool:
+    """Whether the network file at ``path`` was stored for ``layout`` and this version's features;
+    an unreadable or truncated file is not (it is rebuilt)."""
+    import torch
+
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(data, dict) and data.get("layout") == layout and data.get("n_features") == N_FEATURES
 
 
 def load_classifier(model_dir: Path) -> GroupClassifier | None:
@@ -338,7 +351,6 @@ def train_pattern(
     """Train one pattern's ensemble on ``records`` (the ``train`` split); ``val`` only reports.
 
     Seeded, and without touching the caller's random state."""
-    import torch
 
     if not records:
         raise XtalAgentError("the group classifier needs training crystals")
@@ -349,25 +361,47 @@ def train_pattern(
     if not 0.0 <= dropout < 1.0:
         raise XtalAgentError(f"classifier dropout must be in [0, 1) (got {dropout})")
     x, y = _examples(records, pattern, copies, random.Random(seed))
+    val_xy = _examples(val, pattern, 1, None) if val else None
+    return fit_ensemble(x, y, val_xy, N_GROUPS, members, epochs, hidden, dropout, seed, f"classifier {pattern}", log)
+
+
+def fit_ensemble(
+    x: np.ndarray,
+    y: np.ndarray,
+    val_xy: tuple[np.ndarray, np.ndarray] | None,
+    outputs: int,
+    members: int,
+    epochs: int,
+    hidden: int,
+    dropout: float,
+    seed: int,
+    name: str,
+    log: Callable[[str], None],
+) -> PatternClassifier:
+    """Normalise the features, then train ``members`` networks (seeds ``seed * 1000 + member``, the
+    caller's random state untouched) to ``outputs`` classes; ``val_xy`` only reports."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. cell atoms for ratios)
         mean = np.nan_to_num(np.nanmean(x, axis=0))
         std = np.nan_to_num(np.nanstd(x, axis=0))
     model = PatternClassifier(mean, std, [])
     inputs, labels = model.inputs(x), torch.tensor(y)
-    val_x, val_y = _examples(val, pattern, 1, None) if val else (None, None)
 
     def val_top1(net) -> float | None:
-        if val_x is None:
+        if val_xy is None or not len(val_xy[0]):
             return None
         with torch.no_grad():
-            return float((net(model.inputs(val_x)).argmax(1).numpy() == val_y).mean())
+            return float((net(model.inputs(val_xy[0])).argmax(1).numpy() == val_xy[1]).mean())
 
     for member in range(members):
         with torch.random.fork_rng():
             torch.manual_seed(seed * 1000 + member)
-            prefix = f"classifier {pattern} member {member + 1}/{members}"
-            model.members.append(train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log))
+            prefix = f"{name} member {member + 1}/{members}"
+            model.members.append(
+                train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log, outputs=outputs)
+            )
     return model
 
 

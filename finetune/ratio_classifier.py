@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,8 +32,8 @@ from xtalagent.finetune.group_classifier import (
     PatternClassifier,
     composition_features,
     element_descriptor,
-    make_network,
-    train_member,
+    fit_ensemble,
+    stored_layout_is,
 )
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
@@ -104,9 +103,7 @@ class RatioClassifier:
             "n_features": N_FEATURES,
             "hidden": self.hidden,
             "vocabulary": [list(ratio) for ratio in self.vocabulary],
-            "mean": torch.tensor(self.model.mean),
-            "std": torch.tensor(self.model.std),
-            "members": [{k: v.half() for k, v in net.state_dict().items()} for net in self.model.members],
+            **self.model.state(),
         }
         with atomic_path(Path(path)) as tmp:
             torch.save(data, tmp)
@@ -114,33 +111,21 @@ class RatioClassifier:
     @staticmethod
     def is_current(path: Path) -> bool:
         """Whether the file at ``path`` was made for this version's features (else: rebuild it)."""
-        import torch
-
-        try:
-            data = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except Exception:  # unreadable, truncated: rebuild as well
-            return False
-        return isinstance(data, dict) and data.get("layout") == RATIO_LAYOUT and data.get("n_features") == N_FEATURES
+        return stored_layout_is(path, RATIO_LAYOUT)
 
     @classmethod
     def load(cls, path: Path) -> RatioClassifier:
         import torch
 
-        if not cls.is_current(path):
-            raise XtalAgentError(
-                f"{path}: not a ratio classifier for this version's features; rebuild it with "
-                f"'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is missing or out "
-                "of date), or pass --no-prior"
-            )
         data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if data.get("layout") != RATIO_LAYOUT or data.get("n_features") != N_FEATURES:
+            raise XtalAgentError(
+                f"{path}: a ratio classifier for other input features ({data.get('layout')}); rebuild it "
+                f"with 'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is missing or "
+                "out of date), or pass --no-prior"
+            )
         vocabulary = [tuple(ratio) for ratio in data["vocabulary"]]
-        members = []
-        for state in data["members"]:
-            net = make_network(data["hidden"], outputs=len(vocabulary))
-            net.load_state_dict({k: v.float() for k, v in state.items()})
-            members.append(net)
-        model = PatternClassifier(data["mean"].numpy(), data["std"].numpy(), members)
-        return cls(vocabulary, model, data["hidden"])
+        return cls(vocabulary, PatternClassifier.from_state(data, data["hidden"], len(vocabulary)), data["hidden"])
 
 
 def load_ratio_classifier(model_dir: Path) -> RatioClassifier | None:
@@ -189,8 +174,6 @@ def train_ratio_classifier(
 ) -> RatioClassifier:
     """Train on ``records`` (the ``train`` split) with the group classifier's recipe; ``val`` only
     reports. Seeded, and without touching the caller's random state."""
-    import torch
-
     if epochs < 1 or members < 1 or copies < 1 or min_count < 1:
         raise XtalAgentError(
             "ratio classifier epochs, members, copies and min_count must be at least 1 "
@@ -204,25 +187,7 @@ def train_ratio_classifier(
         raise XtalAgentError(f"no ratio occurs {min_count} times among {len(records)} training crystals")
     index = {ratio: i for i, ratio in enumerate(vocabulary)}
     x, y = _examples(records, index, copies, random.Random(seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (counts are not shown)
-        mean = np.nan_to_num(np.nanmean(x, axis=0))
-        std = np.nan_to_num(np.nanstd(x, axis=0))
-    model = PatternClassifier(mean, std, [])
-    inputs, labels = model.inputs(x), torch.tensor(y)
-    val_x, val_y = _examples(val, index, 1, None) if val else (None, None)
-
-    def val_top1(net) -> float | None:
-        if val_x is None or not len(val_x):
-            return None
-        with torch.no_grad():
-            return float((net(model.inputs(val_x)).argmax(1).numpy() == val_y).mean())
-
-    for member in range(members):
-        with torch.random.fork_rng():
-            torch.manual_seed(seed * 1000 + member)
-            prefix = f"ratio classifier member {member + 1}/{members} ({len(vocabulary)} ratios)"
-            model.members.append(
-                train_member(inputs, labels, hidden, dropout, epochs, val_top1, prefix, log, outputs=len(vocabulary))
-            )
+    val_xy = _examples(val, index, 1, None) if val else None
+    name = f"ratio classifier ({len(vocabulary)} ratios)"
+    model = fit_ensemble(x, y, val_xy, len(vocabulary), members, epochs, hidden, dropout, seed, name, log)
     return RatioClassifier(vocabulary, model, hidden)
