@@ -3,7 +3,7 @@
 Run from the repository root after `python bench/bench_data_build.py`; each part can run alone
 (they are independent processes, so two cores can run two parts at once):
 
-    python bench/bench_constraints.py latency
+    python bench/bench_constraints.py latency [--patterns elements]   # formula + band gap by default
     python bench/bench_constraints.py full --properties band_gap          # whole split
     python bench/bench_constraints.py full --properties formation_energy  # whole split
     python bench/bench_constraints.py patterns --subset 100               # all patterns x properties
@@ -35,14 +35,19 @@ from xtalagent.finetune.predictor import load_predictor
 RESULTS = Path("bench/results")
 
 
-def latency(dataset: Path, model: Path | None, n: int = 40) -> dict:
+def latency(dataset: Path, model: Path | None, n: int = 40, pattern: str = "formula") -> dict:
     records = sample_records(load_records(dataset, "val"), 200, seed=1)
-    requests = [r for r in (request_for(rec, "formula", "band_gap") for rec in records) if r][:n]
+    requests = [r for r in (request_for(rec, pattern, "band_gap") for rec in records) if r][:n]
     predictor = load_predictor(model)
     predictor.predict(requests[0], top_k=1)  # warm-up
     import torch
 
-    out: dict = {"n_requests": len(requests), "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads()}
+    out: dict = {
+        "pattern": pattern,
+        "n_requests": len(requests),
+        "load_average": os.getloadavg(),
+        "torch_threads": torch.get_num_threads(),
+    }
     for k in (1, 5):
         times = []
         for request in requests:
@@ -64,14 +69,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--properties", default="band_gap")
     parser.add_argument("--subset", type=int, default=None, help="val crystals (full: all; patterns: 100)")
-    parser.add_argument("--patterns", default="formula", help="full only: comma-separated request patterns")
+    parser.add_argument("--patterns", default="formula", help="full: comma-separated request patterns; latency: one")
     parser.add_argument("--tag", default="", help="suffix of the results folder, e.g. for a candidate model")
     parser.add_argument("--no-prior", action="store_true", help="stage 1 from the language model alone")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.part == "latency":
-        result = latency(args.dataset, args.model)
-        target = RESULTS / f"constraints_latency{args.tag}.json"
+        pattern = args.patterns.split(",")[0]
+        result = latency(args.dataset, args.model, pattern=pattern)
+        target = RESULTS / f"constraints_latency{'' if pattern == 'formula' else '_' + pattern}{args.tag}.json"
     elif args.part == "full":
         props, patterns = args.properties.split(","), args.patterns.split(",")
         prefix = "" if patterns == ["formula"] else "_".join(patterns) + "_"
