@@ -75,11 +75,13 @@ class RatioClassifier:
         band_gap: float | None = None,
         formation_energy: float | None = None,
         max_atoms: int = config.MAX_ATOMS_PER_CELL,
-        k: int = config.CONSTRAINT_RATIO_CANDIDATES,
+        k: int | None = None,
     ) -> list[tuple[tuple[int, ...], float]]:
         """The ``k`` likeliest ratios, as counts in the order of ``elements``, with their probability
         renormalised over the ratios with as many elements and at most ``max_atoms`` atoms per
-        formula unit; empty when the vocabulary has none (say, six elements)."""
+        formula unit; empty when the vocabulary has none (say, six elements). ``k`` defaults to
+        ``config.CONSTRAINT_RATIO_CANDIDATES``."""
+        k = config.CONSTRAINT_RATIO_CANDIDATES if k is None else k
         elements = list(elements)
         features = composition_features("elements", elements, None, band_gap, formation_energy)
         probs = np.exp(self.model.log_probs(features)[0])
