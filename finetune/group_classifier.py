@@ -260,16 +260,8 @@ class GroupClassifier:
         return {g: weight * float(logp[g - 1]) for g in groups}
 
     def save(self, path: Path) -> None:
-        import torch
-
-        data = {
-            "layout": LAYOUT,
-            "n_features": N_FEATURES,
-            "hidden": self.hidden,
-            "patterns": {name: model.state() for name, model in self.patterns.items()},
-        }
-        with atomic_path(Path(path)) as tmp:
-            torch.save(data, tmp)
+        patterns = {name: model.state() for name, model in self.patterns.items()}
+        save_networks(path, LAYOUT, self.hidden, patterns=patterns)
 
     @staticmethod
     def is_current(path: Path) -> bool:
@@ -278,19 +270,34 @@ class GroupClassifier:
 
     @classmethod
     def load(cls, path: Path) -> GroupClassifier:
-        import torch
-
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if data.get("layout") != LAYOUT or data.get("n_features") != N_FEATURES:
-            raise XtalAgentError(
-                f"{path}: a composition classifier for other input features ({data.get('layout', 'v1')}); "
-                f"rebuild it with 'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is "
-                "missing or out of date), or pass --no-prior"
-            )
+        data = load_networks(path, LAYOUT, "composition classifier")
         patterns = {
             name: PatternClassifier.from_state(stored, data["hidden"]) for name, stored in data["patterns"].items()
         }
         return cls(patterns, data["hidden"])
+
+
+def save_networks(path: Path, layout: str, hidden: int, **content) -> None:
+    """Write a classifier file (atomically) under its layout, so a later version can tell it apart."""
+    import torch
+
+    data = {"layout": layout, "n_features": N_FEATURES, "hidden": hidden, **content}
+    with atomic_path(Path(path)) as tmp:
+        torch.save(data, tmp)
+
+
+def load_networks(path: Path, layout: str, what: str) -> dict:
+    """A classifier file's content; one stored for another layout is a clear error naming the fix."""
+    import torch
+
+    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if data.get("layout") != layout or data.get("n_features") != N_FEATURES:
+        raise XtalAgentError(
+            f"{path}: a {what} for other input features ({data.get('layout', 'v1')}); "
+            f"rebuild it with 'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is "
+            "missing or out of date), or pass --no-prior"
+        )
+    return data
 
 
 def stored_layout_is(path: Path, layout: str) -> bool:

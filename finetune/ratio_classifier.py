@@ -33,9 +33,10 @@ from xtalagent.finetune.group_classifier import (
     composition_features,
     element_descriptor,
     fit_ensemble,
+    load_networks,
+    save_networks,
     stored_layout_is,
 )
-from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
 RATIO_FILE = "ratio_classifier.pt"
@@ -98,17 +99,8 @@ class RatioClassifier:
         return out
 
     def save(self, path: Path) -> None:
-        import torch
-
-        data = {
-            "layout": RATIO_LAYOUT,
-            "n_features": N_FEATURES,
-            "hidden": self.hidden,
-            "vocabulary": [list(ratio) for ratio in self.vocabulary],
-            **self.model.state(),
-        }
-        with atomic_path(Path(path)) as tmp:
-            torch.save(data, tmp)
+        vocabulary = [list(ratio) for ratio in self.vocabulary]
+        save_networks(path, RATIO_LAYOUT, self.hidden, vocabulary=vocabulary, **self.model.state())
 
     @staticmethod
     def is_current(path: Path) -> bool:
@@ -117,15 +109,7 @@ class RatioClassifier:
 
     @classmethod
     def load(cls, path: Path) -> RatioClassifier:
-        import torch
-
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if data.get("layout") != RATIO_LAYOUT or data.get("n_features") != N_FEATURES:
-            raise XtalAgentError(
-                f"{path}: a ratio classifier for other input features ({data.get('layout')}); rebuild it "
-                f"with 'xtalagent finetune DATASET -o {Path(path).parent}' (trains only what is missing or "
-                "out of date), or pass --no-prior"
-            )
+        data = load_networks(path, RATIO_LAYOUT, "ratio classifier")
         vocabulary = [tuple(ratio) for ratio in data["vocabulary"]]
         return cls(vocabulary, PatternClassifier.from_state(data, data["hidden"], len(vocabulary)), data["hidden"])
 
