@@ -60,6 +60,9 @@ CONSTRAINT_TOP_K: int = 5
 #: given (heads are 64 wide, as vLLM's CPU attention needs; the MLP is 3x the hidden size).
 CONSTRAINT_BASE_HIDDEN: int = 128
 CONSTRAINT_BASE_LAYERS: int = 4
+#: In-process scoring folds each LoRA adapter into its own copy of a base model of at most this many
+#: parameters (faster: no LoRA layers, no adapter switching); larger bases keep one copy and switch.
+CONSTRAINT_MERGE_MAX_PARAMS: int = 1_000_000_000
 #: Training prompts per crystal: the full-formula prompt plus N-1 random (pattern, property) draws.
 CONSTRAINT_VARIANTS_PER_RECORD: int = 2
 #: Neighbour prior (finetune/neighbour_prior.py), per request pattern and part: a stage-1 group's

@@ -260,7 +260,7 @@ def stage_accuracy(stage: str, model, tokenizer, records: list[CrystalRecord]) -
 
     was_training = model.training
     model.eval()
-    scorer = LocalScorer(model, tokenizer, switch_adapters=False)
+    scorer = LocalScorer.single(model, tokenizer)
     hits = 0
     for record in records:
         elements, counts = composition_of(record, "formula")

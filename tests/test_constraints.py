@@ -183,22 +183,98 @@ def test_impossible_requests_get_clear_errors(predictor):
         predictor.predict({"composition": "Ba1Nd1Co2O5", "max_atoms": 8})
 
 
-def test_cached_scoring_matches_full_forward(predictor):
-    """The KV-cache shortcut gives the same log-probabilities as scoring whole sequences."""
+def _whole_sequence_logp(scorer, stage: str, prompt: str, cont: str, end: bool) -> float:
+    """Log-probability of ``cont`` after ``prompt`` from one plain forward pass over the whole text."""
     import torch
 
+    ids = scorer.tokenizer(prompt + cont).input_ids + ([scorer.tokenizer.eos_token_id] if end else [])
+    n = len(scorer.tokenizer(prompt).input_ids)
+    with torch.inference_mode():
+        logp = torch.log_softmax(scorer.models[stage](torch.tensor([ids])).logits[0], dim=-1)
+    return sum(logp[i - 1, ids[i]].item() for i in range(n, len(ids)))
+
+
+def test_cached_scoring_matches_full_forward(predictor):
+    """The KV-cache shortcut gives the same log-probabilities as scoring whole sequences."""
     scorer = predictor.scorer
     prompt = prompts.spacegroup_prompt("formula", ("Sc", "Ni"), (2, 6), 0.0, None)
     conts = [" 194", " 2", " 221"]
     fast = scorer.score("sg", prompt, conts, [True, True, False])
-    scorer.model.set_adapter("sg")
     for cont, end, value in zip(conts, [True, True, False], fast):
-        ids = scorer.tokenizer(prompt + cont).input_ids + ([scorer.tokenizer.eos_token_id] if end else [])
-        n = len(scorer.tokenizer(prompt).input_ids)
-        with torch.inference_mode():
-            logp = torch.log_softmax(scorer.model(torch.tensor([ids])).logits[0], dim=-1)
-        slow = sum(logp[i - 1, ids[i]].item() for i in range(n, len(ids)))
-        assert value == pytest.approx(slow, abs=1e-3)
+        assert value == pytest.approx(_whole_sequence_logp(scorer, "sg", prompt, cont, end), abs=1e-3)
+
+
+def test_beam_steps_run_only_new_tokens_and_match_full_forward(predictor, monkeypatch):
+    """A call whose continuations extend those of the call before (a beam step) runs only the new
+    tokens, packed into one sequence with a mask, over several forward passes when the token
+    budget is small; every score equals a plain forward pass over the whole text."""
+    scorer = predictor.scorer
+    monkeypatch.setattr(scorer, "batch_tokens", 5)
+    fed: list[list[int]] = []
+    extend = scorer._extend
+    monkeypatch.setattr(
+        scorer, "_extend", lambda model, root, jobs: fed.extend(j[2] for j in jobs) or extend(model, root, jobs)
+    )
+    prompt = prompts.wyckoff_prompt("formula", ("Sc", "Ni"), (2, 6), 194, 0.0, None)
+    first = [prompts.site_answer("Sc", "a", True), prompts.site_answer("Sc", "c", True)]
+    second = [
+        first[1] + prompts.site_answer("Ni", "h", False),
+        first[1] + prompts.site_answer("Ni", "g", False),
+        first[0],
+        "x",
+    ]
+    ends = [False, False, True, True]
+    for conts, stops in ((first, [False, False]), (second, ends)):
+        fed.clear()
+        fast = scorer.score("wyckoff", prompt, conts, stops)
+        slow = [_whole_sequence_logp(scorer, "wyckoff", prompt, c, e) for c, e in zip(conts, stops)]
+        assert fast == pytest.approx(slow, abs=1e-3)
+    site = scorer._ids(prompts.site_answer("Ni", "h", False))
+    eos = scorer.tokenizer.eos_token_id
+    # the two extensions ran their site's tokens; the ended beam only its end; "x" all of its own
+    assert fed == [site, scorer._ids(prompts.site_answer("Ni", "g", False)), [eos], scorer._ids("x") + [eos]]
+
+
+def test_merged_and_switched_adapters_score_alike(tiny_model, monkeypatch):
+    """A small base gets one merged copy per stage; a large one (here: a limit of 0 parameters)
+    one copy whose adapter is switched per stage; both score the same."""
+    from xtalagent import config
+    from xtalagent.finetune.scorers import LocalScorer
+
+    merged = LocalScorer.load(tiny_model)
+    monkeypatch.setattr(config, "CONSTRAINT_MERGE_MAX_PARAMS", 0)
+    switched = LocalScorer.load(tiny_model)
+    assert merged.models["sg"] is not merged.models["wyckoff"] and not merged.adapters
+    sg_weights, site_weights = (dict(merged.models[s].named_parameters()) for s in ("sg", "wyckoff"))
+    assert any(not sg_weights[name].equal(site_weights[name]) for name in sg_weights)  # each holds its adapter
+    assert switched.models["sg"] is switched.models["wyckoff"] and switched.adapters == {
+        "sg": "sg",
+        "wyckoff": "wyckoff",
+    }
+    sg_prompt = prompts.spacegroup_prompt("formula", ("Sc", "Ni"), (2, 6), 0.0, None)
+    site_prompt = prompts.wyckoff_prompt("formula", ("Sc", "Ni"), (2, 6), 194, 0.0, None)
+    for stage, prompt, conts in (("sg", sg_prompt, [" 194", " 12"]), ("wyckoff", site_prompt, [" Sc a", " Ni h"])):
+        assert merged.score(stage, prompt, conts, [True, False]) == pytest.approx(
+            switched.score(stage, prompt, conts, [True, False]), abs=1e-4
+        )
+
+
+def test_continuations_are_tokenised_alone_only_where_whitespace_splits_them(predictor):
+    """Tokenising a continuation without the prompt is exact for a tokenizer that splits at
+    whitespace (the embedded word-level one), not for byte-level BPE."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from xtalagent.finetune.scorers import splits_at_whitespace
+
+    scorer = predictor.scorer
+    assert splits_at_whitespace(scorer.tokenizer)
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    assert not splits_at_whitespace(PreTrainedTokenizerFast(tokenizer_object=bpe))
+    prompt = prompts.spacegroup_prompt("formula", ("Sc", "Ni"), (2, 6), 0.0, None)
+    conts = [" 194", "12", ", Sc a"]
+    joint = [scorer._ids(prompt + c)[len(scorer._ids(prompt)) :] for c in conts]
+    assert scorer._continuation_ids(prompt, scorer._ids(prompt), conts) == joint
 
 
 def test_jsonl_contract_through_cli(tiny_model, tmp_path):
@@ -235,7 +311,7 @@ class _FakeVLLM(BaseHTTPRequestHandler):
 
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         scorer = self.scorer
-        scorer.model.set_adapter(body["model"])
+        model = scorer.models[body["model"]]
         tok = scorer.tokenizer
         choices = []
         for index, text in enumerate(body["prompt"]):
@@ -246,7 +322,7 @@ class _FakeVLLM(BaseHTTPRequestHandler):
             if end:
                 ids, offsets = ids + [tok.eos_token_id], offsets + [len(stem)]
             with torch.inference_mode():
-                logp = torch.log_softmax(scorer.model(torch.tensor([ids])).logits[0], dim=-1)
+                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0], dim=-1)
             values = [None] + [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
             choices.append(
                 {
