@@ -1,13 +1,14 @@
-"""Choose the ratio classifier's stage-1 weight for elements-only requests on half A of MP `val`.
+"""Choose the ratio classifier's stage-1 vote for elements-only requests on half A of MP `val`.
 
 For every val crystal and property shown (band gap, formation energy, none), the elements-only
-request is ranked by the shipped predictor twice over its feasible groups: without the ratio vote
-(language model + neighbour prior + composition classifier, as shipped) and the vote itself
-(``ConstraintPredictor.ratio_bonus`` at weight 1: the likeliest ratios ranked as ratio requests,
-finetune/ratio_classifier.py). The weight (``config.CONSTRAINT_RATIO_WEIGHT``) is chosen on half A
-(the halves of bench_constraint_prior.py, pooled over the properties) and space-group top-1 is
-reported on half B, which played no part in the choice, and on the whole split. Beside it: how
-often the ratio classifier's first (and first three) ratios are the crystal's. `test` is never read.
+request is ranked by the shipped predictor over its feasible groups without the ratio vote
+(language model + neighbour prior + composition classifier, as shipped), and each of the ratio
+classifier's 8 likeliest ratios is ranked as a ratio request (``ConstraintPredictor.ratio_shares``,
+finetune/ratio_classifier.py). The number of ratios that vote (``config.CONSTRAINT_RATIO_CANDIDATES``)
+and the vote's weight (``config.CONSTRAINT_RATIO_WEIGHT``) are chosen together on half A (the halves
+of bench_constraint_prior.py, pooled over the properties); space-group top-1 is reported on half B,
+which played no part in the choice, and on the whole split. Beside it: how often the ratio
+classifier's first (and first N) ratios are the crystal's. `test` is never read.
 
 Per-request rows are cached in --cache (one file per property), so the properties can be computed
 in parallel processes and reported together:
@@ -36,17 +37,18 @@ from xtalagent.eval.constraints import request_for
 from xtalagent.finetune.predictor import load_predictor
 from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.requests import ConstraintRequest
-from xtalagent.finetune.wyckoff_solver import feasible_groups
+from xtalagent.finetune.wyckoff_solver import RatioCounts, feasible_groups
 from xtalagent.io import atomic_path
 
 RESULTS = Path("bench/results")
 PROPERTIES = ("band_gap", "formation_energy", "none")
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+CANDIDATES = (1, 2, 3, 5, 8)
 
 
 def rows_for(predictor, val, prop: str) -> list[dict]:
-    """Per request: truth, feasible groups, their scores without the ratio vote, the vote at weight 1,
-    and whether the likeliest ratios include the crystal's."""
+    """Per request: truth, feasible groups, their scores without the ratio vote, and the likeliest
+    ratios' probabilities, softmax shares over the groups and whether each is the crystal's."""
     ratios, predictor.ratios = predictor.ratios, None
     rows = []
     try:
@@ -60,19 +62,30 @@ def rows_for(predictor, val, prop: str) -> list[dict]:
             predictor.ratios = None
             ranked = dict(predictor.rank_groups(ctx, groups, len(groups), max_atoms=req.max_atoms))
             predictor.ratios = ratios
-            vote = predictor.ratio_bonus(ctx, groups, req.max_atoms, weight=1.0)
-            likely = ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, req.max_atoms)
+            shares = predictor.ratio_shares(ctx, groups, req.max_atoms, k=max(CANDIDATES))
+            likely = ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, req.max_atoms, k=max(CANDIDATES))
             truth_ratio = ratio_key(record.cell_counts)
-            keys = [ratio_key(dict(zip(ctx.elements, counts))) for counts, _ in likely]
             rows.append(
                 {
                     "half": half(record.id),
                     "truth": record.spacegroup,
                     "groups": np.array(groups),
                     "base": np.array([ranked[g] for g in groups]),
-                    "vote": np.array([vote[g] for g in groups]),
-                    "ratio_first": bool(keys) and keys[0] == truth_ratio,
-                    "ratio_in_candidates": truth_ratio in keys,
+                    "probs": np.array([p for p, _ in shares]),
+                    "shares": np.array([[share.get(g, 0.0) for g in groups] for _, share in shares]),
+                    "hosted": [
+                        i
+                        for i, (counts, _) in enumerate(likely)
+                        if any(RatioCounts(ctx.elements, counts, req.max_atoms).feasible(g) for g in groups)
+                    ],
+                    "ratio_rank": next(
+                        (
+                            i
+                            for i, (counts, _) in enumerate(likely)
+                            if ratio_key(dict(zip(ctx.elements, counts))) == truth_ratio
+                        ),
+                        None,
+                    ),
                 }
             )
     finally:
@@ -80,8 +93,17 @@ def rows_for(predictor, val, prop: str) -> list[dict]:
     return rows
 
 
-def accuracy(rows: list[dict], weight: float) -> float:
-    right = sum(int(r["groups"][np.argmax(r["base"] + weight * r["vote"])]) == r["truth"] for r in rows)
+def vote(row: dict, candidates: int) -> np.ndarray:
+    """The ratio vote at weight 1 from the first ``candidates`` likeliest ratios (as ratio_vote)."""
+    used = sum(1 for i in row["hosted"] if i < candidates)
+    probs, shares = row["probs"][:used], row["shares"][:used]
+    if used == 0 or probs.sum() == 0:
+        return np.zeros(len(row["groups"]))
+    return np.log(probs @ shares / probs.sum() + config.CONSTRAINT_RATIO_FLOOR)
+
+
+def accuracy(rows: list[dict], weight: float, candidates: int) -> float:
+    right = sum(int(r["groups"][np.argmax(r["base"] + weight * vote(r, candidates))]) == r["truth"] for r in rows)
     return right / max(1, len(rows))
 
 
@@ -89,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
     parser.add_argument("--properties", default=",".join(PROPERTIES))
-    parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache"))
+    parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-8"))
     args = parser.parse_args()
     import torch
 
@@ -111,15 +133,15 @@ def main() -> None:
         with atomic_path(path) as tmp:
             tmp.write_bytes(pickle.dumps(rows[prop]))
     tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
-    chosen = max(WEIGHTS, key=lambda w: (accuracy(tune, w), -w))
-    shipped = config.CONSTRAINT_RATIO_WEIGHT
+    grid = {(n, w): accuracy(tune, w, n) for n in CANDIDATES for w in WEIGHTS}
+    chosen_n, chosen = max(grid, key=lambda nw: (grid[nw], -nw[0], -nw[1]))
+    shipped_n, shipped = config.CONSTRAINT_RATIO_CANDIDATES, config.CONSTRAINT_RATIO_WEIGHT
     out: dict = {
         "what": __doc__.splitlines()[0],
         "command": shlex.join(["python", *sys.argv]),
-        "ratio_candidates": config.CONSTRAINT_RATIO_CANDIDATES,
-        "half_A_top1_by_weight": {str(w): round(accuracy(tune, w), 4) for w in WEIGHTS},
-        "weight_chosen_on_half_A": chosen,
-        "weight_shipped": shipped,
+        "half_A_top1_by_candidates_and_weight": {f"{n} x {w}": round(a, 4) for (n, w), a in grid.items()},
+        "chosen_on_half_A": {"candidates": chosen_n, "weight": chosen},
+        "shipped": {"candidates": shipped_n, "weight": shipped},
         "properties": {},
     }
     for prop, rs in rows.items():
@@ -128,13 +150,15 @@ def main() -> None:
             sel = [r for r in rs if part is None or r["half"] == part]
             report[name] = {
                 "n": len(sel),
-                "top1_without_ratio_vote": round(accuracy(sel, 0.0), 4),
-                "top1_with_chosen_weight": round(accuracy(sel, chosen), 4),
-                "top1_with_shipped_weight": round(accuracy(sel, shipped), 4),
-                "ratio_top1": round(float(np.mean([r["ratio_first"] for r in sel])), 4),
-                f"ratio_in_top{config.CONSTRAINT_RATIO_CANDIDATES}": round(
-                    float(np.mean([r["ratio_in_candidates"] for r in sel])), 4
-                ),
+                "top1_without_ratio_vote": round(accuracy(sel, 0.0, 0), 4),
+                "top1_chosen": round(accuracy(sel, chosen, chosen_n), 4),
+                "top1_shipped": round(accuracy(sel, shipped, shipped_n), 4),
+                **{
+                    f"ratio_in_top{n}": round(
+                        float(np.mean([r["ratio_rank"] is not None and r["ratio_rank"] < n for r in sel])), 4
+                    )
+                    for n in CANDIDATES
+                },
             }
         out["properties"][prop] = report
         print(prop, json.dumps(report), flush=True)
@@ -143,7 +167,10 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         with atomic_path(RESULTS / "constraints_ratio_vote.json") as tmp:
             tmp.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"chosen weight {chosen} (shipped {shipped}) -> {RESULTS / 'constraints_ratio_vote.json'}")
+        print(
+            f"chosen {chosen_n} ratios x weight {chosen} (shipped {shipped_n} x {shipped})"
+            f" -> {RESULTS / 'constraints_ratio_vote.json'}"
+        )
 
 
 if __name__ == "__main__":

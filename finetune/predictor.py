@@ -78,6 +78,16 @@ def ratio_vote_in_use(model: str | Path | None = None, endpoint: str | None = No
     return bool(config.CONSTRAINT_RATIO_WEIGHT) and (folder / RATIO_FILE).exists()
 
 
+def ratio_vote(shares: list[tuple[float, dict[int, float]]], groups: list[int], weight: float) -> dict[int, float]:
+    """``weight * log(average share + config.CONSTRAINT_RATIO_FLOOR)`` per group, the shares of
+    each ratio averaged with its probability as weight; zero everywhere without shares."""
+    mass = sum(probability for probability, _ in shares)
+    if mass == 0:
+        return dict.fromkeys(groups, 0.0)
+    average = {g: sum(p * share.get(g, 0.0) for p, share in shares) / mass for g in groups}
+    return {g: weight * math.log(average[g] + config.CONSTRAINT_RATIO_FLOOR) for g in groups}
+
+
 class ConstraintPredictor:
     def __init__(
         self,
@@ -121,18 +131,24 @@ class ConstraintPredictor:
     ) -> dict[int, float]:
         """The vote of the likeliest ratios on an elements-only request's groups.
 
-        Each of the ratio classifier's ``config.CONSTRAINT_RATIO_CANDIDATES`` likeliest ratios is
-        ranked as a ratio request would be (its hosts among ``groups``); the softmax shares of those
-        rankings, averaged with the ratios' probabilities as weights, vote ``weight * log(share +
-        floor)``. A group no likely ratio fits gets the floor: it stays possible (another ratio may
-        hold it), only less likely. Zero everywhere without a ratio classifier or a likely ratio.
-        ``weight`` defaults to ``config.CONSTRAINT_RATIO_WEIGHT``.
+        The softmax shares of :meth:`ratio_shares`, averaged with the ratios' probabilities as
+        weights, vote ``weight * log(share + floor)``. A group no likely ratio fits gets the floor:
+        it stays possible (another ratio may hold it), only less likely. Zero everywhere without a
+        ratio classifier or a likely ratio. ``weight`` defaults to ``config.CONSTRAINT_RATIO_WEIGHT``.
         """
         weight = config.CONSTRAINT_RATIO_WEIGHT if weight is None else weight
         if self.ratios is None or weight == 0:
             return dict.fromkeys(groups, 0.0)
-        share, mass = dict.fromkeys(groups, 0.0), 0.0
-        for counts, probability in self.ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms):
+        return ratio_vote(self.ratio_shares(ctx, groups, max_atoms), groups, weight)
+
+    def ratio_shares(
+        self, ctx: Context, groups: list[int], max_atoms: int, k: int | None = None
+    ) -> list[tuple[float, dict[int, float]]]:
+        """For each of the ratio classifier's ``k`` likeliest ratios (default
+        ``config.CONSTRAINT_RATIO_CANDIDATES``) that some of ``groups`` can host: its probability
+        and the softmax shares of its hosts, ranked as a ratio request would be."""
+        out = []
+        for counts, probability in self.ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, k):
             target = RatioCounts(ctx.elements, counts, max_atoms)
             hosts = [g for g in groups if target.feasible(g)]
             if not hosts:
@@ -142,12 +158,8 @@ class ConstraintPredictor:
             top = max(score for _, score in ranked)
             weights = {group: math.exp(score - top) for group, score in ranked}
             total = sum(weights.values())
-            for group, value in weights.items():
-                share[group] += probability * value / total
-            mass += probability
-        if mass == 0:
-            return dict.fromkeys(groups, 0.0)
-        return {g: weight * math.log(share[g] / mass + config.CONSTRAINT_RATIO_FLOOR) for g in groups}
+            out.append((probability, {group: value / total for group, value in weights.items()}))
+        return out
 
     def rank_site_lists(
         self,

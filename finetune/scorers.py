@@ -206,7 +206,7 @@ class LocalScorer:
         key = (stage, prompt)
         if key not in self._rows:
             out = model(self.torch.tensor([prompt_ids], device=self.device), use_cache=True)
-            keys, values = _cache_tensors(out.past_key_values)
+            keys, values = _cache_tensors(_output_cache(out))
             root = _Rows(
                 keys=keys,
                 values=values,
@@ -284,10 +284,10 @@ class LocalScorer:
                 input_ids=ids[None],
                 attention_mask=mask[None, None],
                 position_ids=positions[None],
-                past_key_values=_make_cache(keys, values),
+                **{_cache_argument(model): _make_cache(keys, values)},
                 use_cache=True,
             )
-            out_keys, out_values = _cache_tensors(out.past_key_values)
+            out_keys, out_values = _cache_tensors(_output_cache(out))
             logp = torch.log_softmax(out.logits[0].float(), dim=-1)
             # each fed token scores the token after it (none after a kept answer's last token)
             following = torch.tensor(
@@ -319,6 +319,20 @@ def _token_batches(jobs: list, budget: int) -> Iterator[list]:
         used += len(job[-1])
     if batch:
         yield batch
+
+
+def _cache_argument(model) -> str:
+    """The forward argument that takes a cache: ``cache`` from transformers 5.2x (where
+    ``past_key_values`` warns on every call), ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _output_cache(out):
+    """The cache a forward pass returned, under either name."""
+    cache = out.get("cache") if hasattr(out, "get") else None
+    return cache if cache is not None else out.past_key_values
 
 
 def _cache_tensors(cache) -> tuple[list, list]:
