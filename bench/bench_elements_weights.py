@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from bench_ratio_vote import CANDIDATES, PROPERTIES, vote
+from bench_ratio_vote import CANDIDATES, PROPERTIES, by_half, vote
 from rich.progress import track
 from xtalagent import config
 from xtalagent.data import load_records
@@ -101,8 +101,7 @@ def main() -> None:
     }
     for prop, rs in rows.items():
         report = {}
-        for name, part in (("half_A", "A"), ("half_B", "B"), ("whole", None)):
-            sel = [r for r in rs if part is None or r["half"] == part]
+        for name, sel in by_half(rs):
             report[name] = {
                 "n": len(sel),
                 "top1_shipped": round(accuracy(sel, shipped), 4),

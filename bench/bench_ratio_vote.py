@@ -26,6 +26,7 @@ import pickle
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,12 @@ def vote(row: dict, candidates: int) -> np.ndarray:
     return np.log(probs @ shares / probs.sum() + config.CONSTRAINT_RATIO_FLOOR)
 
 
+def by_half(rows: list[dict]) -> Iterator[tuple[str, list[dict]]]:
+    """The rows of half A, of half B (the held-out half) and of the whole split, named."""
+    for name, part in (("half_A", "A"), ("half_B", "B"), ("whole", None)):
+        yield name, [r for r in rows if part is None or r["half"] == part]
+
+
 def accuracy(rows: list[dict], weight: float, candidates: int) -> float:
     right = sum(int(r["groups"][np.argmax(r["base"] + weight * vote(r, candidates))]) == r["truth"] for r in rows)
     return right / max(1, len(rows))
@@ -146,8 +153,7 @@ def main() -> None:
     }
     for prop, rs in rows.items():
         report = {}
-        for name, part in (("half_A", "A"), ("half_B", "B"), ("whole", None)):
-            sel = [r for r in rs if part is None or r["half"] == part]
+        for name, sel in by_half(rs):
             report[name] = {
                 "n": len(sel),
                 "top1_without_ratio_vote": round(accuracy(sel, 0.0, 0), 4),
