@@ -35,7 +35,7 @@ from rich.progress import track
 from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for
-from xtalagent.finetune.predictor import load_predictor
+from xtalagent.finetune.predictor import load_predictor, ratio_vote
 from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import RatioCounts, feasible_groups
@@ -95,12 +95,12 @@ def rows_for(predictor, val, prop: str) -> list[dict]:
 
 
 def vote(row: dict, candidates: int) -> np.ndarray:
-    """The ratio vote at weight 1 from the first ``candidates`` likeliest ratios (as ratio_vote)."""
+    """The ratio vote at weight 1 from the first ``candidates`` likeliest ratios (the predictor's own
+    ``ratio_vote`` on the cached shares)."""
+    groups = [int(g) for g in row["groups"]]
     used = sum(1 for i in row["hosted"] if i < candidates)
-    probs, shares = row["probs"][:used], row["shares"][:used]
-    if used == 0 or probs.sum() == 0:
-        return np.zeros(len(row["groups"]))
-    return np.log(probs @ shares / probs.sum() + config.CONSTRAINT_RATIO_FLOOR)
+    shares = [(float(p), dict(zip(groups, s))) for p, s in zip(row["probs"][:used], row["shares"][:used])]
+    return np.array(list(ratio_vote(shares, groups, 1.0).values()))
 
 
 def by_half(rows: list[dict]) -> Iterator[tuple[str, list[dict]]]:

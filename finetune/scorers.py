@@ -15,6 +15,8 @@ pieces of an answer and asks a scorer how likely each is. Two implementations of
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import urllib.error
@@ -323,10 +325,15 @@ def _token_batches(jobs: list, budget: int) -> Iterator[list]:
 
 def _cache_argument(model) -> str:
     """The forward argument that takes a cache: ``cache`` from transformers 5.2x (where
-    ``past_key_values`` warns on every call), ``past_key_values`` before."""
-    import inspect
+    ``past_key_values`` warns on every call), ``past_key_values`` before. A peft wrapper passes
+    either on to the model it wraps, so that model's signature decides."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _cache_argument_of(type(inner))
 
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+@functools.cache
+def _cache_argument_of(cls) -> str:
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 def _output_cache(out):
