@@ -262,8 +262,8 @@ class LocalScorer:
         total = parent_total + parent_last.gather(1, first[:, None]).squeeze(1)
         last_logp = parent_last
         columns = [
-            torch.arange(int(s), int(s) + int(n), device=device)
-            for s, n in zip(block_start[job_block], block_len[job_block])
+            torch.arange(s, s + n, device=device)
+            for s, n in zip(block_start[job_block].tolist(), block_len[job_block].tolist())
         ]
         out_keys, out_values = keys, values
         if n_fed:
@@ -303,8 +303,8 @@ class LocalScorer:
             has_fed = fed_len > 0
             last_logp = torch.where(has_fed[:, None], logp[last_fed.clamp(min=0)], parent_last)
             columns = [
-                torch.cat([c, past_len + torch.arange(int(s), int(s) + int(n), device=device)])
-                for c, s, n in zip(columns, fed_start, fed_len)
+                torch.cat([c, torch.arange(past_len + s, past_len + s + n, device=device)])
+                for c, s, n in zip(columns, fed_start.tolist(), fed_len.tolist())
             ]
         return _Rows(keys=out_keys, values=out_values, columns=columns, last_logp=last_logp, total=total)
 
