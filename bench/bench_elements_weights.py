@@ -8,7 +8,7 @@ a grid of (prior scale, classifier weight, ratio-vote weight, number of voting r
 pooled over the properties; space-group top-1 is reported on half B, which played no part in the
 choice, and on the whole split. `test` is never read.
 
-    python bench/bench_ratio_vote.py ...   # fills runs/ratio-vote-cache-8 first
+    python bench/bench_ratio_vote.py ...   # fills runs/ratio-vote-cache-neighbours first
     python bench/bench_elements_weights.py -> bench/results/constraints_elements_weights.json
 """
 
@@ -67,7 +67,7 @@ def accuracy(rows: list[dict], setting: tuple) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
-    parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-8"))
+    parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-neighbours"))
     args = parser.parse_args()
     import torch
 

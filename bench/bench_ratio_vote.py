@@ -2,13 +2,14 @@
 
 For every val crystal and property shown (band gap, formation energy, none), the elements-only
 request is ranked by the shipped predictor over its feasible groups without the ratio vote
-(language model + neighbour prior + composition classifier, as shipped), and each of the ratio
-classifier's 8 likeliest ratios is ranked as a ratio request (``ConstraintPredictor.ratio_shares``,
-finetune/ratio_classifier.py). The number of ratios that vote (``config.CONSTRAINT_RATIO_CANDIDATES``)
-and the vote's weight (``config.CONSTRAINT_RATIO_WEIGHT``) are chosen together on half A (the halves
-of bench_constraint_prior.py, pooled over the properties); space-group top-1 is reported on half B,
-which played no part in the choice, and on the whole split. Beside it: how often the ratio
-classifier's first (and first N) ratios are the crystal's. `test` is never read.
+(language model + prior + composition classifier, as shipped), and each of the 8 likeliest ratios
+(``ConstraintPredictor.likely_ratios``: the ratio classifier of finetune/ratio_classifier.py,
+re-weighed by the prior's ``ratios`` part) is ranked as a ratio request
+(``ConstraintPredictor.ratio_shares``). The number of ratios that vote
+(``config.CONSTRAINT_RATIO_CANDIDATES``) and the vote's weight (``config.CONSTRAINT_RATIO_WEIGHT``)
+are chosen together on half A (the halves of bench_constraint_prior.py, pooled over the
+properties); space-group top-1 is reported on half B, which played no part in the choice, and on
+the whole split. Beside it: how often the first (and first N) ratios are the crystal's. `test` is never read.
 
 Per-request rows are cached in --cache (one file per property), so the properties can be computed
 in parallel processes and reported together:
@@ -64,7 +65,7 @@ def rows_for(predictor, val, prop: str) -> list[dict]:
             ranked = dict(predictor.rank_groups(ctx, groups, len(groups), max_atoms=req.max_atoms))
             predictor.ratios = ratios
             shares = predictor.ratio_shares(ctx, groups, req.max_atoms, k=max(CANDIDATES))
-            likely = ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, req.max_atoms, k=max(CANDIDATES))
+            likely = predictor.likely_ratios(ctx, req.max_atoms, k=max(CANDIDATES))
             truth_ratio = ratio_key(record.cell_counts)
             rows.append(
                 {
@@ -118,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
     parser.add_argument("--properties", default=",".join(PROPERTIES))
-    parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-8"))
+    parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-neighbours"))
     args = parser.parse_args()
     import torch
 

@@ -71,10 +71,12 @@ CONSTRAINT_VARIANTS_PER_RECORD: int = 2
 #: element presence for elements-only requests) and "prototype" (same anonymous formula; chemical
 #: distance: Pettifor-number distance plus substitution_weight x the data-mined substitution
 #: distance, finetune/substitution.py); "sites" does the same for the stage-2 site lists of
-#: same-prototype crystals in the chosen group. A neighbour's distance grows by band_gap_weight per
-#: eV between its band gap and the requested one (formation_energy_weight per eV/atom), so the
-#: target properties choose which known crystals speak. Chosen on half A of MP val by
-#: bench/bench_constraint_prior.py, which reports half B; a weight of 0 turns a part off.
+#: same-prototype crystals in the chosen group, and "ratios" (elements-only requests) for the ratio
+#: classifier's ratios, by the crystals with as many elements. A neighbour's distance grows by
+#: band_gap_weight per eV between its band gap and the requested one (formation_energy_weight per
+#: eV/atom), so the target properties choose which known crystals speak. Chosen on half A of MP val
+#: by bench/bench_constraint_prior.py ("ratios": bench/bench_ratio_neighbours.py), which reports
+#: half B; a weight of 0 turns a part off.
 CONSTRAINT_PRIOR: dict[str, dict[str, dict[str, float]]] = {
     "formula": {
         "elements": {"weight": 1.5, "k": 10, "scale": 1.0, "floor": 0.05, "band_gap_weight": 1.0},
@@ -107,6 +109,19 @@ CONSTRAINT_PRIOR: dict[str, dict[str, dict[str, float]]] = {
             "formation_energy_weight": 10.0,
         },
         "sites": {"weight": 10.0, "k": 1, "scale": 5.0, "floor": 0.05, "formation_energy_weight": 10.0},
+        # the ratio classifier's ratios, each weighed by (share + floor) ** weight, its share among
+        # the k chemically closest crystals with as many elements (ConstraintPredictor.likely_ratios;
+        # chosen on half A by bench/bench_ratio_neighbours.py: first ratio right on half B 41.2 /
+        # 46.0 / 39.0 % against 38.0 / 36.0 / 34.9 % for the classifier alone, band gap / formation
+        # energy / none)
+        "ratios": {
+            "weight": 3.0,
+            "k": 20,
+            "scale": 2.0,
+            "floor": 0.05,
+            "band_gap_weight": 3.0,
+            "formation_energy_weight": 30.0,
+        },
     },
 }
 #: The neighbour prior looks for each part's k neighbours among this many known crystals closest by
@@ -137,12 +152,14 @@ CONSTRAINT_CLASSIFIER_DROPOUT: float = 0.2
 #: classifier), averages those rankings' softmax shares weighed by each ratio's probability, and adds
 #: WEIGHT * log(average + FLOOR) to each group's score. Its vocabulary: the reduced ratios seen at
 #: least MIN_COUNT times in training. Weight chosen on half A of MP val by
-#: bench/bench_ratio_vote.py, which reports half B; 0 turns the vote off. That bench, choosing the
-#: number of ratios too, prefers 5 (half A pooled 33.5 against 33.3 % for 3; half B +0.2 points
-#: pooled, band gap -0.9); re-weighing prior, classifier and vote together
-#: (bench/bench_elements_weights.py) gains 0.4 points pooled on half B, band gap -1.3. Both are
-#: within noise and mixed across properties, so 3 ratios at weight 2 stay (5 cost two more rankings).
+#: bench/bench_ratio_vote.py, which reports half B; 0 turns the vote off. Re-chosen after the
+#: prior's "ratios" part re-ranked the ratios, that bench prefers 2 ratios at weight 1 (half A pooled
+#: 33.3 against 33.1 %; half B lower on every property), and re-weighing prior, classifier and vote
+#: together (bench/bench_elements_weights.py) moves half B by under 0.3 points pooled: within noise,
+#: so 3 ratios at weight 2 stay.
 CONSTRAINT_RATIO_WEIGHT: float = 2.0
+#: The ratio classifier's likeliest ratios that the prior's ``ratios`` part re-weighs (elements only).
+CONSTRAINT_RATIO_POOL: int = 60
 CONSTRAINT_RATIO_CANDIDATES: int = 3
 CONSTRAINT_RATIO_FLOOR: float = 1e-6
 CONSTRAINT_RATIO_MIN_COUNT: int = 2

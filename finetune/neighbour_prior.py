@@ -77,21 +77,24 @@ class PriorSettings:
     """The prior's parts for one request pattern.
 
     ``elements`` and ``prototype`` weigh stage-1 groups (same elements; same prototype); ``sites``
-    weighs stage-2 site lists by the same-prototype crystals of the chosen group.
+    weighs stage-2 site lists by the same-prototype crystals of the chosen group; ``ratios``
+    (elements-only requests) weighs the ratio classifier's ratios by the chemically closest
+    crystals with as many elements (:meth:`NeighbourPrior.ratio_shares`).
     """
 
     elements: PriorPart
     prototype: PriorPart
     sites: PriorPart = SILENT
+    ratios: PriorPart = SILENT
+
+    PARTS = ("elements", "prototype", "sites", "ratios")
 
     @classmethod
     def from_dict(cls, data: dict) -> PriorSettings:
-        return cls(
-            *(PriorPart(**data[name]) if name in data else SILENT for name in ("elements", "prototype", "sites"))
-        )
+        return cls(*(PriorPart(**data[name]) if name in data else SILENT for name in cls.PARTS))
 
     def as_dict(self) -> dict:
-        return {"elements": vars(self.elements), "prototype": vars(self.prototype), "sites": vars(self.sites)}
+        return {name: vars(getattr(self, name)) for name in self.PARTS}
 
 
 @functools.cache
@@ -108,6 +111,12 @@ def _shown_counts(pattern: str, elements: list[str], counts: Iterable[int] | Non
     counts = list(counts)
     divisor = math.gcd(*counts) if pattern == "composition" else 1
     return {el: n // divisor for el, n in zip(elements, counts)}
+
+
+def _reduced(counts: Iterable[int]) -> tuple[int, ...]:
+    counts = [int(n) for n in counts]
+    divisor = math.gcd(*counts)
+    return tuple(n // divisor for n in counts)
 
 
 def prototype_order(pattern: str, elements: Iterable[str], counts: Iterable[int] | None) -> list[str]:
@@ -182,6 +191,8 @@ class NeighbourPrior:
             self.prototypes[pattern] = {
                 k: (np.array(v, dtype=np.float32), np.array(i), np.array(r)) for k, (v, i, r) in table.items()
             }
+        # each crystal's reduced ratio, its elements in Pettifor order (the ratio classifier's keys)
+        self.ratio_keys = [_reduced(cell[el] for el in prototype_order("elements", cell, None)) for cell in cells]
         symbols = sorted({el for cell in cells for el in cell})
         self.column = {el: i for i, el in enumerate(symbols)}
         self.groups = np.array([e[1] for e in self.entries])
@@ -347,6 +358,27 @@ class NeighbourPrior:
             mine = np.array(self._substitution_rows(prototype_order(pattern, elements, counts)))
             distance = distance + substitution_weight * self.substitution[mine[None, :], table[2]].sum(axis=1)
         return table[1], distance
+
+    def ratio_shares(
+        self,
+        elements: Iterable[str],
+        part: PriorPart,
+        band_gap: float | None = None,
+        formation_energy: float | None = None,
+        pool: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[tuple[int, ...], float]:
+        """Each reduced ratio's share of the part's ``k`` closest known crystals with as many elements
+        (Pettifor-number distance of the elements paired off in Pettifor order, plus the distance to
+        the requested properties), keyed in Pettifor order; empty when no such crystal is known.
+
+        Why: ``Sc-Ni`` hides its stoichiometry, but Y-Ni and Sc-Co crystals, the more so those
+        with the requested band gap or formation energy, show which ratios such elements take.
+        ``pool`` is :meth:`pool` of the prototype part for these elements, when already at hand."""
+        pool = self.pool("prototype", "elements", tuple(elements), None) if pool is None else pool
+        if len(pool[0]) == 0:
+            return {}
+        index, distance = self.closest(pool, part, band_gap, formation_energy)
+        return neighbour_shares([self.ratio_keys[i] for i in index.tolist()], distance.tolist(), part)
 
     def nearest_prototypes(self, pattern, elements, counts, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(groups, distances) of the ``k`` closest crystals with the request's anonymous formula."""

@@ -22,7 +22,7 @@ from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.finetune.decoding import Context, fitting_state, rank_sites, rank_spacegroups, score_states
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
-from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier
+from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier, ratio_key
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
@@ -88,6 +88,20 @@ def ratio_vote(shares: list[tuple[float, dict[int, float]]], groups: list[int], 
     return {g: weight * math.log(average[g] + config.CONSTRAINT_RATIO_FLOOR) for g in groups}
 
 
+def weigh_ratios(
+    pool: list[tuple[tuple[int, ...], float]], shares: list[float], weight: float, floor: float
+) -> list[tuple[tuple[int, ...], float]]:
+    """(ratio, probability) pairs re-weighed by ``(share + floor) ** weight`` (one share per pair),
+    renormalised, likeliest first (ties keep their order)."""
+    if not pool:
+        return []
+    scores = [math.log(p) + weight * math.log(share + floor) for (_, p), share in zip(pool, shares, strict=True)]
+    top = max(scores)
+    weights = [math.exp(score - top) for score in scores]
+    total = sum(weights)
+    return sorted(((counts, w / total) for (counts, _), w in zip(pool, weights)), key=lambda cp: -cp[1])
+
+
 class ConstraintPredictor:
     def __init__(
         self,
@@ -141,6 +155,27 @@ class ConstraintPredictor:
             return dict.fromkeys(groups, 0.0)
         return ratio_vote(self.ratio_shares(ctx, groups, max_atoms), groups, weight)
 
+    def likely_ratios(self, ctx: Context, max_atoms: int, k: int | None = None) -> list[tuple[tuple[int, ...], float]]:
+        """The ``k`` likeliest ratios of an elements-only request (default
+        ``config.CONSTRAINT_RATIO_CANDIDATES``), as counts in the order of its elements, with their
+        probabilities.
+
+        The ratio classifier's ``config.CONSTRAINT_RATIO_POOL`` likeliest ratios, each weighed by
+        ``(share + floor) ** weight``, its share of the chemically closest known crystals (the
+        prior's ``ratios`` part, :meth:`NeighbourPrior.ratio_shares`), and renormalised. Without a
+        prior or with that part off: the classifier's own ranking."""
+        k = config.CONSTRAINT_RATIO_CANDIDATES if k is None else k
+        settings = self.prior.settings.get(ctx.pattern) if self.prior else None
+        part = settings.ratios if settings else None
+        if part is None or part.weight == 0:
+            return self.ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, k)
+        pool = self.ratios.ratios(
+            ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, max(k, config.CONSTRAINT_RATIO_POOL)
+        )
+        share = self.prior.ratio_shares(ctx.elements, part, ctx.band_gap, ctx.formation_energy)
+        known = [share.get(ratio_key(dict(zip(ctx.elements, counts))), 0.0) for counts, _ in pool]
+        return weigh_ratios(pool, known, part.weight, part.floor)[:k]
+
     def ratio_shares(
         self, ctx: Context, groups: list[int], max_atoms: int, k: int | None = None
     ) -> list[tuple[float, dict[int, float]]]:
@@ -148,7 +183,7 @@ class ConstraintPredictor:
         ``config.CONSTRAINT_RATIO_CANDIDATES``) that some of ``groups`` can host: its probability
         and the softmax shares of its hosts, ranked as a ratio request would be."""
         out = []
-        for counts, probability in self.ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, k):
+        for counts, probability in self.likely_ratios(ctx, max_atoms, k):
             target = RatioCounts(ctx.elements, counts, max_atoms)
             hosts = [g for g in groups if target.feasible(g)]
             if not hosts:

@@ -252,3 +252,18 @@ def test_site_proposals_skip_known_cells_that_do_not_fit_the_request():
     assert [(s.element, s.wyckoff) for s in best[0].sites] == [("Ti", "4a"), ("O", "4b")]
     for candidate in best:
         assert check_candidate(candidate, request) == (True, True)
+
+
+def test_ratio_shares_follow_the_chemically_closest_crystals_and_the_requested_property():
+    """No Zr oxide is known: the titanium oxides (Ti sits next to Zr in Pettifor order) tell which
+    ratios Zr-O takes, the wide-gap ones for a wide gap, the metallic ones for none."""
+    prior = NeighbourPrior(TITANIUM_OXIDES)
+    part = PriorPart(weight=1.0, k=3, scale=5.0, floor=0.01, band_gap_weight=10.0)
+    wide = prior.ratio_shares(["O", "Zr"], part, band_gap=2.0)
+    metallic = prior.ratio_shares(["Zr", "O"], part, band_gap=0.0)
+    assert max(wide, key=wide.get) == (1, 2)  # keyed in Pettifor order: Zr (or Ti) first, then O
+    assert max(metallic, key=metallic.get) == (1, 1) and (1, 2) in metallic  # k=3: one TiO2 joins
+    assert sum(wide.values()) == pytest.approx(1.0) and sum(metallic.values()) == pytest.approx(1.0)
+    assert prior.ratio_shares(["Na", "Cl", "O"], part) == {}  # no crystal with three elements is known
+    assert prior.settings["elements"].ratios.weight > 0  # the shipped settings turn the part on
+    assert PriorSettings.from_dict(prior.settings_dict()["elements"]) == prior.settings["elements"]

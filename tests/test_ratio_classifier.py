@@ -151,3 +151,50 @@ def test_ratio_vote_in_use_follows_its_file_the_pattern_and_the_weight(tmp_path,
     assert not ratio_vote_in_use(endpoint="http://localhost:8000", pattern="elements")
     monkeypatch.setattr(config, "CONSTRAINT_RATIO_WEIGHT", 0.0)
     assert not ratio_vote_in_use(tmp_path, pattern="elements")
+
+
+def test_weigh_ratios_multiplies_renormalises_and_reorders():
+    from xtalagent.finetune.predictor import weigh_ratios
+
+    pool = [((1, 2), 0.6), ((2, 3), 0.3), ((1, 1), 0.1)]
+    unchanged = weigh_ratios(pool, [0.0, 0.0, 0.0], 0.0, 0.01)
+    assert [c for c, _ in unchanged] == [c for c, _ in pool]
+    assert [p for _, p in unchanged] == pytest.approx([p for _, p in pool])
+    weighed = weigh_ratios(pool, [0.0, 0.5, 0.5], 1.0, 0.01)
+    expected = {(1, 2): 0.6 * 0.01, (2, 3): 0.3 * 0.51, (1, 1): 0.1 * 0.51}
+    total = sum(expected.values())
+    assert [c for c, _ in weighed] == [(2, 3), (1, 1), (1, 2)]
+    assert [p for _, p in weighed] == pytest.approx([expected[c] / total for c, _ in weighed])
+    assert weigh_ratios([], [], 1.0, 0.01) == []
+    with pytest.raises(ValueError):
+        weigh_ratios(pool, [0.5], 1.0, 0.01)
+
+
+def test_likely_ratios_follow_the_closest_known_crystals(tiny_model, trained):
+    """Without the prior's ratios part the classifier ranks alone; with it, each ratio of the
+    classifier's pool is weighed by its share among the chemically closest known crystals."""
+    from dataclasses import replace
+
+    from xtalagent import config
+    from xtalagent.finetune.neighbour_prior import NeighbourPrior
+    from xtalagent.finetune.predictor import ConstraintPredictor, load_predictor, weigh_ratios
+    from xtalagent.finetune.requests import ConstraintRequest
+
+    records, classifier, _ = trained
+    scorer = load_predictor(tiny_model, use_prior=False).scorer
+    prior = NeighbourPrior.from_records(records)
+    ctx = ConstraintPredictor.context(ConstraintRequest(elements=["Sc", "Ni"], formation_energy=-0.4))
+    alone = ConstraintPredictor(scorer, ratios=classifier).likely_ratios(ctx, 20, k=4)
+    assert alone == classifier.ratios(["Sc", "Ni"], None, -0.4, 20, k=4)
+    settings = prior.settings["elements"]
+    prior.settings["elements"] = replace(settings, ratios=replace(settings.ratios, weight=0.0))
+    assert ConstraintPredictor(scorer, prior=prior, ratios=classifier).likely_ratios(ctx, 20, k=4) == alone
+    part = replace(settings.ratios, weight=50.0, floor=1e-3)
+    prior.settings["elements"] = replace(settings, ratios=part)
+    weighed = ConstraintPredictor(scorer, prior=prior, ratios=classifier).likely_ratios(ctx, 20, k=4)
+    pool = classifier.ratios(["Sc", "Ni"], None, -0.4, 20, k=config.CONSTRAINT_RATIO_POOL)
+    share = prior.ratio_shares(["Sc", "Ni"], part, formation_energy=-0.4)
+    known = [share.get(ratio_key(dict(zip(["Sc", "Ni"], counts))), 0.0) for counts, _ in pool]
+    assert weighed == weigh_ratios(pool, known, 50.0, 1e-3)[:4]
+    # at this weight the known crystals decide: the first ratio is the pool's most shared one
+    assert ratio_key(dict(zip(["Sc", "Ni"], weighed[0][0]))) == max(share, key=share.get) or max(known) == 0
