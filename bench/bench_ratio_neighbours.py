@@ -82,8 +82,8 @@ def ranks(predictor, rows: list[dict], part: PriorPart) -> list[int | None]:
                 ctx.elements, part, ctx.band_gap, ctx.formation_energy, pool=row["neighbours"]
             )
             known = [share.get(key, 0.0) for key in row["keys"]]
-            key_of = {counts: key for (counts, _), key in zip(row["pool"], row["keys"])}
-            order = [key_of[counts] for counts, _ in weigh_ratios(row["pool"], known, part.weight, part.floor)]
+            by_key = [(key, p) for key, (_, p) in zip(row["keys"], row["pool"])]
+            order = [key for key, _ in weigh_ratios(by_key, known, part.weight, part.floor)]
         else:
             order = row["keys"]
         out.append(order.index(row["truth"]) if row["truth"] in order else None)
@@ -112,7 +112,7 @@ def main() -> None:
     for setting in track(settings, description="settings on half A"):
         grid[json.dumps(setting)] = top(ranks(predictor, tune, PriorPart(**setting)), 1)
     chosen = json.loads(max(grid, key=grid.get))
-    shipped = config.CONSTRAINT_PRIOR["elements"].get("ratios", {"weight": 0.0, "k": 1, "scale": 1.0, "floor": 1.0})
+    shipped = config.CONSTRAINT_PRIOR["elements"]["ratios"]
     out: dict = {
         "what": __doc__.splitlines()[0],
         "command": shlex.join(["python", *sys.argv]),

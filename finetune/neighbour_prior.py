@@ -38,7 +38,7 @@ import gzip
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -87,14 +87,12 @@ class PriorSettings:
     sites: PriorPart = SILENT
     ratios: PriorPart = SILENT
 
-    PARTS = ("elements", "prototype", "sites", "ratios")
-
     @classmethod
     def from_dict(cls, data: dict) -> PriorSettings:
-        return cls(*(PriorPart(**data[name]) if name in data else SILENT for name in cls.PARTS))
+        return cls(*(PriorPart(**data[f.name]) if f.name in data else SILENT for f in fields(cls)))
 
     def as_dict(self) -> dict:
-        return {name: vars(getattr(self, name)) for name in self.PARTS}
+        return {f.name: vars(getattr(self, f.name)) for f in fields(self)}
 
 
 @functools.cache

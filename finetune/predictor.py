@@ -179,9 +179,8 @@ class ConstraintPredictor:
     def ratio_shares(
         self, ctx: Context, groups: list[int], max_atoms: int, k: int | None = None
     ) -> list[tuple[float, dict[int, float]]]:
-        """For each of the ratio classifier's ``k`` likeliest ratios (default
-        ``config.CONSTRAINT_RATIO_CANDIDATES``) that some of ``groups`` can host: its probability
-        and the softmax shares of its hosts, ranked as a ratio request would be."""
+        """For each of the ``k`` likeliest ratios (:meth:`likely_ratios`) that some of ``groups`` can
+        host: its probability and the softmax shares of its hosts, ranked as a ratio request would be."""
         out = []
         for counts, probability in self.likely_ratios(ctx, max_atoms, k):
             target = RatioCounts(ctx.elements, counts, max_atoms)
