@@ -46,6 +46,7 @@ from pymatgen.core import Element
 from xtalagent import config
 from xtalagent.composition import format_counts, parse_counts
 from xtalagent.errors import XtalAgentError
+from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.substitution import substitution_distances
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
@@ -109,12 +110,6 @@ def _shown_counts(pattern: str, elements: list[str], counts: Iterable[int] | Non
     counts = list(counts)
     divisor = math.gcd(*counts) if pattern == "composition" else 1
     return {el: n // divisor for el, n in zip(elements, counts)}
-
-
-def _reduced(counts: Iterable[int]) -> tuple[int, ...]:
-    counts = [int(n) for n in counts]
-    divisor = math.gcd(*counts)
-    return tuple(n // divisor for n in counts)
 
 
 def prototype_order(pattern: str, elements: Iterable[str], counts: Iterable[int] | None) -> list[str]:
@@ -189,8 +184,8 @@ class NeighbourPrior:
             self.prototypes[pattern] = {
                 k: (np.array(v, dtype=np.float32), np.array(i), np.array(r)) for k, (v, i, r) in table.items()
             }
-        # each crystal's reduced ratio, its elements in Pettifor order (the ratio classifier's keys)
-        self.ratio_keys = [_reduced(cell[el] for el in prototype_order("elements", cell, None)) for cell in cells]
+        # each crystal's reduced ratio, keyed as the ratio classifier keys its ratios
+        self.ratio_keys = [ratio_key(cell) for cell in cells]
         symbols = sorted({el for cell in cells for el in cell})
         self.column = {el: i for i, el in enumerate(symbols)}
         self.groups = np.array([e[1] for e in self.entries])
