@@ -415,6 +415,19 @@ def test_package_keeps_weights_adapters_and_prior(tiny_model, tmp_path):
     assert shipped.predict({"elements": ["Ti", "O"], "band_gap": 3.0}, top_k=1)
 
 
+def test_crystalgf_classes_keep_its_19_groups_apart_and_merge_the_rest():
+    from pymatgen.symmetry.groups import SpaceGroup
+    from xtalagent.eval.constraints import CRYSTALGF_GROUPS, crystalgf_class
+
+    # the full Hermann-Mauguin symbols CrystalGF's script lists, read as pymatgen reads them there
+    symbols = "P1 P-1 P12_1/m1 C12/m1 P12_1/c1 P2_1/n2_1/m2_1/a C2/m2/c2_1/m P4/m2/m2/m P4/n2_1/m2/m I4/m2/m2/m"
+    symbols += " P3m1 P-32/m1 R-32/m P-6m2 P-62m P6/m2/m2/m P6_3/m2/m2/c P4/m-32/m F4/m-32/m"
+    assert CRYSTALGF_GROUPS == {SpaceGroup(s).int_number for s in symbols.split()}
+    assert crystalgf_class(225) == 225 and crystalgf_class(129) == 129
+    # two different rare groups (and no answer at all) are the same class: CrystalGF counts them equal
+    assert crystalgf_class(47) == crystalgf_class(59) == crystalgf_class(None) == 0
+
+
 def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_dataset, tmp_path):
     from xtalagent.eval.constraints_report import run_constraint_eval
 
@@ -430,6 +443,8 @@ def test_eval_reports_accuracy_validity_and_three_baselines(tiny_model, fixture_
         assert row["n"] == 6 and row["valid_rate"] == row["composition_consistent_rate"] == 1.0
         for name in ("sg_top1", "baseline_nearest_neighbour", "baseline_nearest_prototype"):
             assert 0.0 <= row[name] <= 1.0
+        # a right group is right in every 20-class variant too
+        assert row["sg_top1_crystalgf_classes"] >= row["sg_top1"] and row["sg_top1_frequent_or_other"] >= row["sg_top1"]
     assert (tmp_path / "eval" / "constraints_eval.json").exists()
     assert (tmp_path / "eval" / "confusion_spacegroup.png").exists()
     off = run_constraint_eval(
