@@ -37,6 +37,7 @@ from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
 from xtalagent.records import CrystalRecord, SymmetryConstraint
 
 N_FREQUENT = 19
+PROPERTY_CHOICES = ("band_gap", "formation_energy", "none")
 #: The groups CrystalGF's evaluation keeps apart: its script (``CrystalgfG/spg_confusion_matrix.py``
 #: in https://github.com/chachapro/CrystalGF, list ``spacegroup_limit`` in Hermann-Mauguin symbols)
 #: maps every other true and predicted group to "other" before comparing them.
@@ -46,9 +47,6 @@ CRYSTALGF_GROUPS = frozenset({1, 2, 11, 12, 14, 62, 63, 123, 129, 139, 156, 164,
 def crystalgf_class(group: int | None) -> int:
     """A group as CrystalGF's accuracy sees it: itself if among :data:`CRYSTALGF_GROUPS`, else 0 ("other")."""
     return group if group in CRYSTALGF_GROUPS else 0
-
-
-PROPERTY_CHOICES = ("band_gap", "formation_energy", "none")
 
 
 @dataclass
