@@ -362,7 +362,7 @@ class NeighbourPrior:
     ) -> dict[tuple[int, ...], float]:
         """Each reduced ratio's share of the part's ``k`` closest known crystals with as many elements
         (Pettifor-number distance of the elements paired off in Pettifor order, plus the distance to
-        the requested properties), keyed in Pettifor order; empty when no such crystal is known.
+        the requested properties), keyed by :func:`ratio_key`; empty when no such crystal is known.
 
         Why: ``Sc-Ni`` hides its stoichiometry, but Y-Ni and Sc-Co crystals, the more so those
         with the requested band gap or formation energy, show which ratios such elements take.
