@@ -15,6 +15,7 @@ from xtalagent.agent.offline_model import OfflineDesignModel
 from xtalagent.agent.pipeline import DesignSettings
 from xtalagent.agent.session import DesignSession
 from xtalagent.agent.understanding import endpoint_chat_model
+from xtalagent.io import check_output_dir
 
 EXIT_WORDS = {"exit", "quit", "bye", ":q"}
 WELCOME = (
@@ -31,6 +32,8 @@ def make_agent(
     model: str | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> DesignAgent:
+    """The design agent on a session in ``output``; a folder that cannot be written is refused first."""
+    check_output_dir(Path(output), "session folder")
     chat_model = endpoint_chat_model(endpoint, model) if endpoint else OfflineDesignModel()
     events = on_event or (lambda _kind, _data: None)
     session = DesignSession(

@@ -11,6 +11,7 @@ from rich.table import Table
 from xtalagent.agent.pipeline import DesignRun, DesignSettings, run_design
 from xtalagent.agent.understanding import endpoint_chat_model, understand
 from xtalagent.errors import InputError
+from xtalagent.io import check_output_dir
 
 STAGES = ("constraints", "structures", "pre-relaxation", "screening")
 
@@ -22,13 +23,19 @@ class NeedsAnswer(InputError):
 def design_command(
     prompt: str,
     output: Path,
+    *,
     n: int | None = None,
     settings: DesignSettings | None = None,
     endpoint: str | None = None,
     model: str | None = None,
     console: Console | None = None,
 ) -> DesignRun:
-    """Understand ``prompt``, run the pipeline into ``output`` with live progress, print the best."""
+    """Understand ``prompt``, run the pipeline into ``output`` with live progress, print the best.
+
+    ``output`` is checked (a folder, creatable and writable) as soon as the prompt is understood and
+    before any model loads, so a wrong ``-o`` costs one line instead of a traceback; a prompt that
+    needs an answer creates no folder.
+    """
     console = console or Console(stderr=True)
     chat_model = endpoint_chat_model(endpoint, model) if endpoint else None
     parsed = understand(prompt, chat_model)
@@ -40,6 +47,7 @@ def design_command(
     if n is not None:
         request = request.model_copy(update={"n_candidates": n})
         request = type(request).model_validate(request.model_dump())
+    check_output_dir(Path(output), "run folder")
     reader = f"chat model {model or 'default'} at {endpoint}" if endpoint else "offline parser"
     console.print(f"[bold]request[/] ({reader}): {request.model_dump_json(exclude_defaults=True)}")
     for note in parsed.not_understood:

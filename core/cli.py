@@ -15,8 +15,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.exceptions import TyperException
 from xtalagent import config
-from xtalagent.errors import XtalAgentError, validation_message
+from xtalagent.errors import InputError, XtalAgentError, validation_message
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -68,6 +69,10 @@ def data_build(
     if report.skipped_by_reason:
         reasons = ", ".join(f"{n} {why}" for why, n in report.skipped_by_reason.items())
         out.print(f"skipped: {reasons}  [dim](details in {report_path(output)})[/]")
+        for item in report.skipped[:5]:
+            out.print(f"  {item['id']}: {item['reason']}", highlight=False, markup=False)
+        if report.n_skipped > 5:
+            out.print(f"  ... and {report.n_skipped - 5} more")
     out.print("splits: " + ", ".join(f"{k} {v}" for k, v in sorted(report.splits.items())))
 
 
@@ -91,6 +96,20 @@ def data_info(dataset: Annotated[Path, typer.Argument(help="Parquet file from 'x
 
 
 # --- later stages -------------------------------------------------------------------------------
+def read_text_input(path: Path, what: str) -> list[str]:
+    """Lines of a text input file; a folder, binary or unreadable file is one :class:`InputError` line."""
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a file")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path} is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+
+
 @constraints_app.command("predict")
 def constraints_predict(
     requests: Annotated[Path, typer.Argument(help="JSONL: one request per line (see 'finetune/requests.py')")],
@@ -109,24 +128,29 @@ def constraints_predict(
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
     from rich.progress import track
-    from xtalagent.finetune.predictor import load_predictor
-    from xtalagent.io import atomic_path
+    from xtalagent.finetune.predictor import duplicate_ids, load_predictor, read_request_lines
+    from xtalagent.finetune.requests import Prediction
+    from xtalagent.io import atomic_path, check_output_file, exclusive_output
 
-    if not requests.exists():
-        raise XtalAgentError(f"{requests}: no such file")
-    lines = requests.read_text().splitlines()
-    predictor = load_predictor(model, endpoint, use_prior=prior)
-    n_errors = 0
-    with atomic_path(output) as tmp, open(tmp, "w") as handle:
-        for prediction in track(
-            predictor.predict_jsonl(lines, top_k, temperature, seed),
-            total=len(lines),
-            description="predicting",
-            console=console,
-        ):
-            n_errors += prediction.error is not None
-            handle.write(prediction.model_dump_json(exclude_none=True) + "\n")
-    out.print(f"{len(lines) - n_errors} answered, {n_errors} with errors -> {output}")
+    items = list(read_request_lines(read_text_input(requests, "request file")))
+    if not items:
+        raise InputError(f"{requests} holds no requests (one JSON object per line)")
+    for key in duplicate_ids(items):
+        console.print(f"[yellow]warning:[/] request id {key} is given more than once in {requests}")
+    check_output_file(output)
+    replaced = output.exists()
+    with exclusive_output(output):
+        predictor = load_predictor(model, endpoint, use_prior=prior)
+        n_errors = 0
+        with atomic_path(output) as tmp, open(tmp, "w") as handle:
+            for item in track(items, description="predicting", console=console):
+                prediction = (
+                    item if isinstance(item, Prediction) else predictor.predict_request(item, top_k, temperature, seed)
+                )
+                n_errors += prediction.error is not None
+                handle.write(prediction.model_dump_json(exclude_none=True) + "\n")
+    note = " (replaced the previous file)" if replaced else ""
+    out.print(f"{len(items) - n_errors} answered, {n_errors} with errors -> {output}{note}")
 
 
 @constraints_app.command("eval")
@@ -155,15 +179,15 @@ def constraints_eval(
     from xtalagent.eval.constraints_report import run_constraint_eval
 
     summary = run_constraint_eval(
-        dataset,
-        split,
-        output,
-        limit,
-        patterns.split(","),
-        properties.split(","),
-        top_k,
-        model,
-        endpoint,
+        dataset=dataset,
+        split=split,
+        output=output,
+        limit=limit,
+        patterns=patterns.split(","),
+        properties=properties.split(","),
+        top_k=top_k,
+        model=model,
+        endpoint=endpoint,
         decode_k=decode_k,
         use_prior=prior,
     )
@@ -226,21 +250,21 @@ def finetune(
 
     base_config = BaseModelConfig.sized(base_hidden, base_layers)
     folder = run_finetune(
-        dataset,
-        output,
-        base_model,
-        stages.split(","),
-        epochs,
-        base_epochs,
-        learning_rate,
-        batch_size,
-        lora_r,
-        threads,
-        limit,
-        base_config,
-        variants_per_record,
-        classifier_epochs,
-        classifier_dropout,
+        dataset=dataset,
+        output=output,
+        base_model=base_model,
+        stages=stages.split(","),
+        epochs=epochs,
+        base_epochs=base_epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        lora_r=lora_r,
+        threads=threads,
+        limit=limit,
+        base_config=base_config,
+        variants_per_record=variants_per_record,
+        classifier_epochs=classifier_epochs,
+        classifier_dropout=classifier_dropout,
     )
     out.print(f"[green]constraint model ready[/] -> {folder}")
 
@@ -262,7 +286,18 @@ def structures_sample(
     """Sample crystal structures that carry each symmetry constraint exactly (checked with spglib)."""
     from xtalagent.structure_gen.commands import sample_command
 
-    sample_command(constraints, n, output, sampler, checkpoint, seed, max_attempts, steps, temperature, echo=out.print)
+    sample_command(
+        constraints=constraints,
+        n=n,
+        output=output,
+        sampler=sampler,
+        checkpoint=checkpoint,
+        seed=seed,
+        max_attempts=max_attempts,
+        steps=steps,
+        temperature=temperature,
+        echo=out.print,
+    )
 
 
 @structures_app.command("train")
@@ -280,6 +315,7 @@ def structures_train(
     max_steps: Annotated[int, typer.Option()] = 20000,
     max_minutes: Annotated[float, typer.Option(help="stop (with a checkpoint) after this long")] = 60.0,
     eval_every: Annotated[int, typer.Option(help="steps between validation match rates")] = 1000,
+    eval_samples: Annotated[int, typer.Option(help="validation crystals sampled per match-rate check")] = 64,
     max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = 60,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
     seed: Annotated[int, typer.Option()] = 0,
@@ -292,23 +328,23 @@ def structures_train(
     from xtalagent.structure_gen.commands import train_command
 
     best = train_command(
-        dataset,
-        output,
-        train_split,
-        val_split,
-        hidden,
-        layers,
-        batch_size,
-        lr,
-        max_steps,
-        max_minutes,
-        eval_every,
-        64,
-        max_atoms,
-        resume,
-        seed,
-        threads,
-        init_from,
+        data=dataset,
+        out_dir=output,
+        train_split=train_split,
+        val_split=val_split,
+        hidden=hidden,
+        layers=layers,
+        batch_size=batch_size,
+        lr=lr,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        eval_every=eval_every,
+        eval_samples=eval_samples,
+        max_atoms=max_atoms,
+        resume=resume,
+        seed=seed,
+        threads=threads,
+        init_from=init_from,
     )
     out.print(f"best checkpoint: {best}")
 
@@ -332,14 +368,14 @@ def structures_eval_csp(
     from xtalagent.structure_gen.commands import eval_csp_command
 
     eval_csp_command(
-        dataset,
-        None if split == "all" else split,
-        sampler,
-        n,
-        k,
-        seed,
-        checkpoint,
-        output,
+        dataset=dataset,
+        split=None if split == "all" else split,
+        sampler=sampler,
+        n=n,
+        k=k,
+        seed=seed,
+        checkpoint=checkpoint,
+        output=output,
         steps=steps,
         temperature=temperature,
         echo=out.print,
@@ -385,22 +421,22 @@ def screen(
 
         hook = structure_hook(prerelax_reference)
     screen_command(
-        source,
-        output,
-        potential,
-        checkpoint,
-        relax,
-        symmetric,
-        fmax,
-        max_steps,
-        timeout,
-        batch_size,
-        stability,
-        hull_table,
-        references,
-        phonons,
-        limit,
-        threads,
+        source=source,
+        out=output,
+        potential=potential,
+        checkpoint=checkpoint,
+        relax=relax,
+        symmetric=symmetric,
+        fmax=fmax,
+        max_steps=max_steps,
+        timeout=timeout,
+        batch_size=batch_size,
+        stability=stability,
+        hull_table=hull_table,
+        references=references,
+        phonons=phonons,
+        limit=limit,
+        threads=threads,
         prerelax=hook,
         optimizer=optimizer,
     )
@@ -437,7 +473,7 @@ def design(
         top_k=top_k, sampler=sampler, prerelax=prerelax, potential=potential, relax_max_steps=relax_steps, seed=seed
     )
     try:
-        design_command(prompt, output, n, settings, endpoint, model, console=console)
+        design_command(prompt, output, n=n, settings=settings, endpoint=endpoint, model=model, console=console)
     except NeedsAnswer as exc:
         console.print(f"[yellow]question:[/] {exc}")
         raise typer.Exit(2) from None
@@ -460,17 +496,16 @@ def chat(
     """Talk to the design agent in the terminal; it keeps context across turns and saves the transcript."""
     from xtalagent.agent.chat import chat_loop, console_events, make_agent
     from xtalagent.agent.pipeline import DesignSettings
-    from xtalagent.errors import InputError
     from xtalagent.tools.potentials import limit_threads
 
     limit_threads(threads)
-    lines = None
-    if script is not None:
-        if not script.is_file():
-            raise InputError(f"script {script} not found")
-        lines = script.read_text().splitlines()
+    lines = None if script is None else read_text_input(script, "script")
     agent = make_agent(
-        output, DesignSettings(potential=potential, prerelax=prerelax), endpoint, model, on_event=console_events(out)
+        output=output,
+        settings=DesignSettings(potential=potential, prerelax=prerelax),
+        endpoint=endpoint,
+        model=model,
+        on_event=console_events(out),
     )
     chat_loop(agent, Console(), lines)
 
@@ -479,13 +514,13 @@ def chat(
 def serve(
     model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port, 1-65535")] = 8000,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the vLLM command instead of running it")] = False,
 ) -> None:
     """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA)."""
     from xtalagent.finetune.serve import serve as start
 
-    command = start(model or config.CONSTRAINT_MODEL_DIR, host, port, dry_run=dry_run)
+    command = start(model_dir=model or config.CONSTRAINT_MODEL_DIR, host=host, port=port, dry_run=dry_run)
     out.print(" ".join(command))
 
 
@@ -495,12 +530,17 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:  # typer.Exit(n) is returned, not raised, without standalone mode
             return code
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.ClickException, TyperException) as exc:  # typer >= 0.2x raises its own copy of click's
+        if type(exc).__name__ == "NoArgsIsHelpError" or not exc.format_message():  # a bare group: its help
+            exc.show()
+            return exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        console.print(f"[red]error:[/] {exc.format_message()}{hint}", highlight=False)
+        return 1
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         console.print("[yellow]interrupted[/]")
         return 130
     except XtalAgentError as exc:

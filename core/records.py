@@ -16,14 +16,31 @@ from xtalagent.composition import check_element, format_counts, reduced_formula
 from xtalagent.errors import InputError
 from xtalagent.symmetry import check_spacegroup, wyckoff_info
 
+#: Band gap targets accepted, eV (the widest gap in the MP training data is 16.6 eV).
+BAND_GAP_RANGE: tuple[float, float] = (0.0, 20.0)
+#: Formation energy targets accepted, eV/atom (MP's range is about -4.5 to 5.1).
+FORMATION_ENERGY_RANGE: tuple[float, float] = (-10.0, 10.0)
+
 
 class PropertyTargets(BaseModel):
-    """Target properties of a request; ``None`` means unconstrained."""
+    """Target properties of a request; ``None`` means unconstrained.
+
+    Targets must be finite and physical: a ``NaN`` or ``1e308`` would reach the model and change
+    the ranking without a word.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    band_gap: float | None = Field(default=None, ge=0, description="PBE band gap, eV")
-    formation_energy: float | None = Field(default=None, description="formation energy, eV/atom")
+    band_gap: float | None = Field(
+        default=None, ge=BAND_GAP_RANGE[0], le=BAND_GAP_RANGE[1], allow_inf_nan=False, description="PBE band gap, eV"
+    )
+    formation_energy: float | None = Field(
+        default=None,
+        ge=FORMATION_ENERGY_RANGE[0],
+        le=FORMATION_ENERGY_RANGE[1],
+        allow_inf_nan=False,
+        description="formation energy, eV/atom",
+    )
 
 
 class SiteSpec(BaseModel):

@@ -318,26 +318,69 @@ class ConstraintPredictor:
 
     def predict_line(self, data: Any, top_k: int = 5, temperature: float = 0.0, seed: int = 0) -> Prediction:
         """One JSONL request to one output record; errors become an ``error`` field."""
-        ident = data.get("id") if isinstance(data, dict) else None
+        checked = check_request(data)
+        if isinstance(checked, Prediction):
+            return checked
+        return self.predict_request(checked, top_k, temperature, seed)
+
+    def predict_request(
+        self, request: ConstraintRequest, top_k: int = 5, temperature: float = 0.0, seed: int = 0
+    ) -> Prediction:
+        """One validated request to one output record; a request no group can host becomes an error."""
         try:
-            if not isinstance(data, dict):
-                raise InputError("a request must be a JSON object")
-            request = ConstraintRequest.model_validate(data)
-            return Prediction(id=ident, candidates=self.predict(request, top_k, temperature, seed))
+            return Prediction(id=request.id, candidates=self.predict(request, top_k, temperature, seed))
         except ValidationError as exc:
-            return Prediction(id=ident, error=validation_message(exc))
+            return Prediction(id=request.id, error=validation_message(exc))
         except XtalAgentError as exc:
-            return Prediction(id=ident, error=str(exc))
+            return Prediction(id=request.id, error=str(exc))
 
     def predict_jsonl(
         self, lines: Iterable[str], top_k: int = 5, temperature: float = 0.0, seed: int = 0
     ) -> Iterator[Prediction]:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Prediction(id=None, error=f"line {number}: not valid JSON ({exc.msg})")
-                continue
-            yield self.predict_line(data, top_k, temperature, seed)
+        """One output record per non-blank line, in order."""
+        for item in read_request_lines(lines):
+            if isinstance(item, Prediction):
+                yield item
+            else:
+                yield self.predict_request(item, top_k, temperature, seed)
+
+
+def check_request(data: Any, number: int | None = None) -> ConstraintRequest | Prediction:
+    """A parsed JSON value as a validated request, or a :class:`Prediction` holding its one-line error.
+
+    Kept apart from the model so a whole request file can be checked before the model loads.
+    """
+    ident = data.get("id") if isinstance(data, dict) else None
+    where = f"line {number}: " if number is not None else ""
+    try:
+        if not isinstance(data, dict):
+            raise InputError("a request must be a JSON object")
+        return ConstraintRequest.model_validate(data)
+    except ValidationError as exc:
+        return Prediction(id=ident, error=where + validation_message(exc))
+    except XtalAgentError as exc:
+        return Prediction(id=ident, error=where + str(exc))
+
+
+def read_request_lines(lines: Iterable[str]) -> Iterator[ConstraintRequest | Prediction]:
+    """Each non-blank JSONL line as a validated request or an error record (never raises)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            yield Prediction(id=None, error=f"line {number}: not valid JSON ({reason})")
+            continue
+        yield check_request(data, number)
+
+
+def duplicate_ids(requests: Iterable[ConstraintRequest | Prediction]) -> list[str]:
+    """Request ids given more than once (as JSON text), in first-seen order; ``None`` ids are ignored."""
+    seen: dict[str, int] = {}
+    for item in requests:
+        if item.id is not None:
+            key = json.dumps(item.id, sort_keys=True, default=str)
+            seen[key] = seen.get(key, 0) + 1
+    return [key for key, count in seen.items() if count > 1]

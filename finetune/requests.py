@@ -6,6 +6,9 @@ or ``"composition": "ScNi3"`` instead of ``formula``; ``"formation_energy"`` ins
 Output line: ``{"id": 7, "candidates": [{"spacegroup": 194, "formula": "Sc2Ni6", "sites":
 [{"element": "Sc", "wyckoff": "2c"}, ...], "score": -0.42}, ...]}``, best first, or
 ``{"id": 7, "error": "..."}``.
+
+Targets must be finite and physical (:data:`BAND_GAP_RANGE`, :data:`FORMATION_ENERGY_RANGE`): a
+``NaN`` or ``1e308`` would otherwise be fed to the model and change the ranking without a word.
 """
 
 from __future__ import annotations
@@ -19,8 +22,25 @@ from xtalagent import config
 from xtalagent.composition import check_element, parse_counts
 from xtalagent.errors import InputError
 from xtalagent.finetune.wyckoff_solver import ExactCounts, FreeCounts, RatioCounts, Target
-from xtalagent.records import SiteSpec, SymmetryConstraint
+from xtalagent.records import BAND_GAP_RANGE, FORMATION_ENERGY_RANGE, SiteSpec, SymmetryConstraint
 from xtalagent.symmetry import check_spacegroup
+
+#: Atoms a formula request may name when it does not set ``max_atoms`` itself. A formula names the
+#: conventional cell, which is larger than the ``max_atoms`` the model picks for ratios: the largest
+#: conventional cell of the MP training data holds 208 atoms.
+FORMULA_MAX_ATOMS: int = 240
+
+
+def counts_of(text: Any, field: str) -> dict[str, int]:
+    """Atom counts of a formula field; any parsing failure becomes one :class:`InputError` line."""
+    if not isinstance(text, str):
+        raise InputError(f"'{field}' must be a string such as 'TiO2'")
+    try:
+        return parse_counts(text)
+    except (ValueError, OverflowError) as exc:  # InputError is a ValueError; a huge count overflows float
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"malformed {field} {text[:60]!r}: counts must be whole numbers") from None
 
 
 class Pattern(StrEnum):
@@ -47,8 +67,16 @@ class ConstraintRequest(BaseModel):
     formula: str | None = None
     elements: list[str] | None = None
     composition: str | None = None
-    band_gap: float | None = Field(default=None, ge=0)
-    formation_energy: float | None = None
+    band_gap: float | None = Field(
+        default=None, ge=BAND_GAP_RANGE[0], le=BAND_GAP_RANGE[1], allow_inf_nan=False, description="eV"
+    )
+    formation_energy: float | None = Field(
+        default=None,
+        ge=FORMATION_ENERGY_RANGE[0],
+        le=FORMATION_ENERGY_RANGE[1],
+        allow_inf_nan=False,
+        description="eV/atom",
+    )
     spacegroup: int | None = None
     max_atoms: int = Field(default=config.MAX_ATOMS_PER_CELL, ge=1, le=500)
 
@@ -79,9 +107,16 @@ class ConstraintRequest(BaseModel):
                 + (f" (got {', '.join(given)})" if given else "")
             )
         if self.formula is not None:
-            parse_counts(self.formula)
+            atoms = sum(counts_of(self.formula, "formula").values())
+            explicit = "max_atoms" in self.model_fields_set
+            limit = self.max_atoms if explicit else FORMULA_MAX_ATOMS
+            if atoms > limit:
+                raise InputError(
+                    f"formula {self.formula} names {atoms} atoms in the cell, more than the limit of {limit}"
+                    + ("" if explicit else " (a request may set 'max_atoms', at most 500, for a larger cell)")
+                )
         if self.composition is not None:
-            parse_counts(self.composition)
+            self.target()  # a ratio larger than max_atoms is refused here, with the other checks
         return self
 
     @property
@@ -96,7 +131,10 @@ class ConstraintRequest(BaseModel):
         """The composition target the decoder must satisfy."""
         if self.pattern is Pattern.ELEMENTS:
             return FreeCounts(electronegativity_order(self.elements), self.max_atoms)
-        counts = parse_counts(self.formula if self.formula is not None else self.composition)
+        if self.formula is not None:
+            counts = counts_of(self.formula, "formula")
+        else:
+            counts = counts_of(self.composition, "composition")
         order = electronegativity_order(list(counts))
         if self.pattern is Pattern.FORMULA:
             return ExactCounts(order, tuple(counts[el] for el in order))

@@ -1,7 +1,8 @@
 """Plain functions behind ``xtalagent structures sample | train | eval-csp`` (the CLI wraps them).
 
-Each takes typed arguments, does the whole job, reports progress through ``echo`` and returns a
-summary; user errors raise :class:`~xtalagent.errors.InputError`.
+Each takes the input path, then keyword-only options (a reordered signature cannot silently shift an
+argument), does the whole job, reports progress through ``echo`` and returns a summary; user errors
+raise :class:`~xtalagent.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from xtalagent.structure_gen.samplers import (
 
 def sample_command(
     constraints: Path,
+    *,
     n: int = 10,
     output: Path = Path("structures"),
     sampler: str = "diffusion",
@@ -35,28 +37,47 @@ def sample_command(
 ) -> dict:
     """Sample ``n`` checked structures per constraint of a JSONL file; write CIFs + index to ``output``.
 
-    Returns ``{"index": path, "ok": n_ok, "failed": n_failed, "constraints": n_constraints}``.
-    Requests that still fail after ``max_attempts`` are listed in the index with their reasons.
+    Returns ``{"index": path, "ok": n_ok, "failed": n_failed, "constraints": n_constraints}``, plus
+    ``"skipped": [{"line", "id", "reason"}, ...]`` when lines of the file gave no constraint (a
+    request that failed in ``constraints predict``, bad JSON): those are skipped, named and listed
+    in ``skipped.jsonl`` so one failed request does not block the others. Requests that still fail
+    after ``max_attempts`` are listed in the index with their reasons.
     """
-    from xtalagent.structure_gen.io import read_constraints, write_results
+    import json
+
+    from xtalagent.io import check_output_dir, write_text_atomic
+    from xtalagent.structure_gen.io import load_constraints, write_results
 
     if n < 1:
         raise InputError("-n must be at least 1")
     if max_attempts < 1:
         raise InputError("--max-attempts must be at least 1")
-    entries = read_constraints(constraints)
+    entries, skipped = load_constraints(constraints)
+    check_output_dir(output)
     echo(f"{len(entries)} constraint(s) from {constraints}; sampling {n} each with {sampler}")
+    lines = [{"line": s.line, "id": s.source_id, "reason": s.reason} for s in skipped]
+    listing = Path(output) / "skipped.jsonl"
+    listing.unlink(missing_ok=True)  # a list left by an earlier run on another file would mislead
+    if skipped:
+        write_text_atomic(listing, "".join(json.dumps(x) + "\n" for x in lines))
+        echo(f"skipped {len(skipped)} line(s) without a usable constraint (listed in {listing}):")
+        for item in skipped[:10]:
+            echo(f"  {item.reason}")
+        if len(skipped) > 10:
+            echo(f"  ... and {len(skipped) - 10} more")
     chosen = make_sampler(sampler, checkpoint=checkpoint, seed=seed, steps=steps, temperature=temperature)
     results = generate([e.constraint for e in entries], n=n, sampler=chosen, max_attempts=max_attempts)
     index, n_ok, n_failed = write_results(entries, results, output)
     echo(f"{n_ok} structure(s) written to {output} (index {index})")
     if n_failed:
         echo(f"{n_failed} request(s) failed every check after {max_attempts} attempts; reasons in {index}")
-    return {"index": str(index), "ok": n_ok, "failed": n_failed, "constraints": len(entries)}
+    summary = {"index": str(index), "ok": n_ok, "failed": n_failed, "constraints": len(entries)}
+    return summary | ({"skipped": lines} if lines else {})
 
 
 def train_command(
     data: Path,
+    *,
     out_dir: Path = Path("runs/structure_gen"),
     train_split: str | None = None,
     val_split: str | None = None,
@@ -105,6 +126,7 @@ def train_command(
 
 def eval_csp_command(
     dataset: Path,
+    *,
     split: str | None = "test",
     sampler: str = "both",
     n: int | None = EVAL_N_CRYSTALS,

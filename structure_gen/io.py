@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xtalagent import config
 from xtalagent.composition import parse_counts, reduced_formula
@@ -35,7 +36,16 @@ class ConstraintEntry:
     score: float | None = None
 
 
-def _constraint_from_dict(data: dict, where: str) -> SymmetryConstraint:
+@dataclass
+class SkippedLine:
+    """A line of a constraint file that yields no constraint, and why (a failed request, bad JSON)."""
+
+    line: int
+    reason: str
+    source_id: str | None = None
+
+
+def _constraint_from_dict(data: Any, where: str) -> SymmetryConstraint:
     if not isinstance(data, dict) or "spacegroup" not in data or "sites" not in data:
         raise InputError(f"{where}: a constraint needs 'spacegroup' and 'sites'")
     try:
@@ -44,7 +54,10 @@ def _constraint_from_dict(data: dict, where: str) -> SymmetryConstraint:
         raise InputError(f"{where}: {exc}") from None
     if data.get("formula"):
         # candidates may carry the cell formula (Sc2Ni6) or the reduced one (ScNi3); both must agree
-        given = parse_counts(str(data["formula"]))
+        try:
+            given = parse_counts(str(data["formula"]))
+        except (ValueError, OverflowError) as exc:  # InputError, or a count too large for a float
+            raise InputError(f"{where}: malformed formula {str(data['formula'])[:60]!r} ({exc})") from None
         if reduced_formula(given) != reduced_formula(constraint.counts):
             raise InputError(
                 f"{where}: inconsistent composition: sites give {constraint.formula} but the formula is "
@@ -53,37 +66,77 @@ def _constraint_from_dict(data: dict, where: str) -> SymmetryConstraint:
     return constraint
 
 
-def parse_constraint_line(data: dict, line: int) -> list[ConstraintEntry]:
-    """Entries of one JSONL line (a constraint, or a prediction with candidates)."""
+def _source_id(data: Any) -> str | None:
+    return None if not isinstance(data, dict) or data.get("id") is None else str(data["id"])
+
+
+def parse_constraint_line(data: Any, line: int) -> list[ConstraintEntry]:
+    """Entries of one JSONL line (a constraint, or a prediction with candidates); bad lines raise
+    :class:`InputError` naming the line (a prediction that failed: its own error)."""
     where = f"line {line}"
+    sid = _source_id(data)
     if isinstance(data, dict) and "candidates" in data:
-        sid = None if data.get("id") is None else str(data["id"])
-        if not data["candidates"]:
+        candidates = data["candidates"]
+        if not isinstance(candidates, list):
+            raise InputError(f"{where}: 'candidates' must be a list")
+        if not candidates:
+            if data.get("error"):
+                raise InputError(f"{where}: request {sid} failed in 'constraints predict': {data['error']}")
             raise InputError(f"{where}: prediction {sid} has no candidates")
+        score = [c.get("score") if isinstance(c, dict) else None for c in candidates]
         return [
-            ConstraintEntry(_constraint_from_dict(c, f"{where} candidate {k}"), line, sid, k, c.get("score"))
-            for k, c in enumerate(data["candidates"])
+            ConstraintEntry(_constraint_from_dict(c, f"{where} candidate {k}"), line, sid, k, score[k])
+            for k, c in enumerate(candidates)
         ]
-    sid = None if not isinstance(data, dict) or data.get("id") is None else str(data["id"])
+    if isinstance(data, dict) and data.get("error") and "spacegroup" not in data:
+        raise InputError(f"{where}: request {sid} failed in 'constraints predict': {data['error']}")
     return [ConstraintEntry(_constraint_from_dict(data, where), line, sid)]
 
 
-def read_constraints(path: str | Path) -> list[ConstraintEntry]:
-    """All constraints of a JSONL file (blank lines skipped); bad lines raise InputError."""
+def load_constraints(path: str | Path) -> tuple[list[ConstraintEntry], list[SkippedLine]]:
+    """The constraints of a JSONL file and the lines skipped, with reasons.
+
+    One failed request among many (an ``{"id": ..., "error": ...}`` line of ``constraints
+    predict``) or one bad line must not block the others, so such lines are skipped and returned;
+    a missing or unreadable file, or one with no usable line at all, raises :class:`InputError`.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"constraint file {path} not found")
+    if path.is_dir():
+        raise InputError(f"constraint file {path} is a folder; give a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"constraint file {path} is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise InputError(f"constraint file {path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     entries: list[ConstraintEntry] = []
-    for i, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
+    skipped: list[SkippedLine] = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
             continue
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{i}: not JSON ({exc.msg})") from None
-        entries.extend(parse_constraint_line(data, i))
+            data = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            skipped.append(SkippedLine(i, f"line {i}: not JSON ({reason})"))
+            continue
+        try:
+            entries.extend(parse_constraint_line(data, i))
+        except InputError as exc:
+            skipped.append(SkippedLine(i, str(exc), _source_id(data)))
     if not entries:
-        raise InputError(f"{path} holds no constraints")
+        detail = "; ".join(s.reason for s in skipped[:3])
+        raise InputError(f"{path} holds no usable constraints" + (f" ({detail})" if detail else ""))
+    return entries, skipped
+
+
+def read_constraints(path: str | Path) -> list[ConstraintEntry]:
+    """All constraints of a JSONL file (blank lines skipped); any bad line raises InputError."""
+    entries, skipped = load_constraints(path)
+    if skipped:
+        raise InputError(skipped[0].reason)
     return entries
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -22,10 +23,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from xtalagent import config
 from xtalagent.composition import format_counts, reduced_formula
-from xtalagent.data.readers import RawCrystal, read_crystals
+from xtalagent.data.readers import RawCrystal, folder_files, read_crystals
 from xtalagent.data.schema import read_metadata, to_table
 from xtalagent.errors import InputError, XtalAgentError
-from xtalagent.io import atomic_path, write_json_atomic
+from xtalagent.io import atomic_path, check_output_file, write_json_atomic
 from xtalagent.symmetry import label_structure
 
 
@@ -63,12 +64,15 @@ def cache_key(inputs: Iterable[Path], symprec: float) -> str:
     """Hash of input contents and labelling settings."""
     digest = hashlib.sha256(f"v{config.DATASET_SCHEMA_VERSION}|{symprec}".encode())
     for path in inputs:
-        files = sorted(path.glob("*.cif")) if path.is_dir() else [path]
+        files = folder_files(path) if path.is_dir() else [path]
         for file in files:
-            digest.update(file.name.encode())
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            digest.update((file.relative_to(path).as_posix() if path.is_dir() else file.name).encode())
+            try:
+                with open(file, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+            except OSError as exc:  # a dangling symlink or unreadable file is skipped by the build, not fatal
+                digest.update(f"unreadable:{exc.errno}".encode())
     return digest.hexdigest()
 
 
@@ -87,30 +91,82 @@ def _reason_category(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+_OCCUPANCY = re.compile(r"occupancies \(\[([^\]]*)\]\) sum to > 1")
+
+
+def parse_cif(text: str):
+    """The first structure of a CIF text; raises :class:`InputError` with the real cause.
+
+    pymatgen reports an over-full site (two atoms on one position: occupancy 2) only as a warning
+    and then fails with "no structures", so the warnings are read to name the cause.
+    """
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            return Structure.from_str(text, fmt="cif")
+        except Exception as exc:  # pymatgen raises ValueError, KeyError, IndexError, ... for bad CIFs
+            notes = " ".join(str(w.message) for w in caught)
+            found = _OCCUPANCY.search(notes)
+            if found:
+                raise InputError(
+                    f"site occupancy over 1: occupancies sum to {found.group(1)} on one position "
+                    "(several atoms on one site)"
+                ) from None
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"unparsable CIF: {message[:200]}") from None
+
+
+def check_distances(structure, minimum: float = config.MIN_INTERATOMIC_DISTANCE) -> None:
+    """Raise :class:`InputError` when two atoms (periodic images included) sit closer than ``minimum``."""
+    import numpy as np
+
+    if len(structure) < 2:
+        return
+    distances = structure.distance_matrix + np.diag(np.full(len(structure), np.inf))
+    i, j = np.unravel_index(np.argmin(distances), distances.shape)
+    if distances[i, j] < minimum:
+        raise InputError(
+            f"atoms too close: {structure[i].specie} and {structure[j].specie} are {distances[i, j]:.2f} Å apart "
+            f"(minimum {minimum} Å)"
+        )
+
+
 def label_raw(raw: RawCrystal, symprec: float) -> tuple[dict[str, Any] | None, str | None]:
-    """Label one crystal; returns (row, None) or (None, reason). Never raises."""
+    """Label one crystal; returns (row, None) or (None, reason). Never raises, so one bad crystal
+    cannot stop a build."""
+    try:
+        return _label(raw, symprec), None
+    except InputError as exc:
+        return None, str(exc)
+    except Exception as exc:  # any other failure belongs to this crystal: it becomes its reason
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        return None, f"labelling failed: {type(exc).__name__}: {message[:200]}"
+
+
+def _label(raw: RawCrystal, symprec: float) -> dict[str, Any]:
     from pymatgen.core import Element, Structure
     from pymatgen.io.cif import CifWriter
 
-    try:
-        if raw.structure is not None:
+    if raw.error:
+        raise InputError(raw.error)
+    if raw.structure is not None:
+        try:
             structure = Structure.from_dict(raw.structure)
-        elif raw.cif:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                structure = Structure.from_str(raw.cif, fmt="cif")
-        else:
-            return None, "missing CIF: empty cif field"
-    except Exception as exc:  # pymatgen raises ValueError, KeyError, IndexError, ... for bad CIFs
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return None, f"unparsable CIF: {message[:200]}"
+        except Exception as exc:  # a broken ASE row
+            raise InputError(f"unparsable structure: {type(exc).__name__}: {exc}") from None
+    elif raw.cif:
+        structure = parse_cif(raw.cif)
+    else:
+        raise InputError("missing CIF: empty cif field")
     unknown = sorted({sp.symbol for sp in structure.composition if not Element.is_valid_symbol(sp.symbol)})
     if unknown:
-        return None, f"unknown element: {', '.join(unknown)}"
-    try:
-        label = label_structure(structure, symprec)
-    except InputError as exc:
-        return None, str(exc)
+        raise InputError(f"unknown element: {', '.join(unknown)}")
+    if not structure.is_ordered:
+        raise InputError("partial occupancy (disordered structure)")
+    check_distances(structure)
+    label = label_structure(structure, symprec)
     counts = {el.symbol: int(round(n)) for el, n in label.conventional.composition.items()}
     formula = format_counts(counts)
     row = {
@@ -139,7 +195,7 @@ def label_raw(raw: RawCrystal, symprec: float) -> tuple[dict[str, Any] | None, s
         "cif": str(CifWriter(label.conventional)),
         "properties": raw.properties,
     }
-    return row, None
+    return row
 
 
 def _label_task(args: tuple[RawCrystal, float]) -> tuple[dict[str, Any] | None, str | None]:
@@ -166,6 +222,7 @@ def build_dataset(
     output = Path(output)
     if output.suffix != ".parquet":
         raise InputError(f"{output}: output must end in .parquet")
+    check_output_file(output)
     raws: list[RawCrystal] = []
     for path in paths:
         raws.extend(read_crystals(path))

@@ -30,6 +30,17 @@ class RawCrystal:
     structure: dict[str, Any] | None = None  # pymatgen Structure.as_dict(), from ASE databases
     split: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why this item cannot be labelled (e.g. a non-CIF file in a folder)
+
+
+def folder_files(path: Path) -> list[Path]:
+    """Every file under a folder, subfolders included, sorted; dangling symlinks are listed too, so
+    a build can count them as skipped instead of dropping them silently."""
+    return sorted(p for p in path.rglob("*") if p.is_file() or (p.is_symlink() and not p.exists()))
+
+
+def is_cif(path: Path) -> bool:
+    return path.name.lower().endswith(".cif")
 
 
 def _clean(value: Any) -> Any:
@@ -62,8 +73,8 @@ def check_input(path: Path) -> str:
     kind = _kind(path)
     if kind != "cif_dir" and path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
-    if kind == "cif_dir" and not any(path.glob("*.cif")):
-        raise InputError(f"{path}: folder holds no .cif files")
+    if kind == "cif_dir" and not any(is_cif(p) for p in folder_files(path)):
+        raise InputError(f"{path}: folder holds no .cif files (subfolders included)")
     return kind
 
 
@@ -104,12 +115,29 @@ def _read_csv(path: Path) -> Iterator[RawCrystal]:
 
 
 def _read_cif_file(path: Path) -> Iterator[RawCrystal]:
-    yield RawCrystal(id=path.stem, source=path.parent.name or "cif", cif=path.read_text(errors="replace"))
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    yield RawCrystal(id=path.stem, source=path.parent.name or "cif", cif=text)
 
 
 def _read_cif_dir(path: Path) -> Iterator[RawCrystal]:
-    for file in sorted(path.glob("*.cif")):
-        yield RawCrystal(id=file.stem, source=path.name, cif=file.read_text(errors="replace"))
+    """Every file under the folder: CIFs to label, anything else as a skipped item with its reason."""
+    for file in folder_files(path):
+        relative = file.relative_to(path)
+        ident = relative.with_suffix("").as_posix() if is_cif(file) else relative.as_posix()
+        item = RawCrystal(id=ident, source=path.name)
+        if not is_cif(file):
+            item.error = f"not a CIF file: {relative.as_posix()} (only .cif files of a folder are read)"
+        elif file.is_symlink() and not file.exists():
+            item.error = f"unreadable file: {relative.as_posix()} is a dangling symlink"
+        else:
+            try:
+                item.cif = file.read_text(errors="replace")
+            except OSError as exc:
+                item.error = f"unreadable file: {relative.as_posix()} ({exc.strerror or type(exc).__name__})"
+        yield item
 
 
 def _read_ase_db(path: Path) -> Iterator[RawCrystal]:
