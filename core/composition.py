@@ -6,6 +6,7 @@ so user input is checked here first and gets one clear error per problem.
 
 from __future__ import annotations
 
+import math
 import re
 
 from pymatgen.core import Composition, Element
@@ -13,6 +14,8 @@ from xtalagent.errors import InputError
 
 _TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
 _ALLOWED = re.compile(r"^(?:[A-Z][a-z]?\d*\.?\d*)+$")
+#: Largest atom count of one element a formula may give (far beyond any cell; keeps counts finite).
+MAX_COUNT: int = 10**6
 
 
 def check_element(symbol: str) -> str:
@@ -33,7 +36,13 @@ def parse_counts(formula: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for symbol, number in _TOKEN.findall(text):
         check_element(symbol)
-        value = float(number) if number else 1.0
+        try:
+            value = float(number) if number else 1.0
+        except ValueError:  # a bare '.'
+            raise InputError(f"formula {formula!r}: count {number!r} of {symbol} is not a number") from None
+        if not math.isfinite(value) or value > MAX_COUNT:  # '9' * 400 parses as inf: no round() of it
+            shown = number if len(number) <= 12 else number[:12] + "..."
+            raise InputError(f"formula {formula[:40]!r}: count {shown} of {symbol} is far too large (max {MAX_COUNT})")
         if value <= 0 or abs(value - round(value)) > 1e-8:
             raise InputError(f"formula {formula!r}: count {number!r} of {symbol} is not a positive integer")
         counts[symbol] = counts.get(symbol, 0) + int(round(value))

@@ -11,6 +11,7 @@ file to its constraint and record the checks (failed requests are listed too, wi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,18 @@ def load_constraints(path: str | Path) -> tuple[list[ConstraintEntry], list[Skip
         raise InputError(f"constraint file {path} is not UTF-8 text (a binary file?)") from None
     except OSError as exc:
         raise InputError(f"constraint file {path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    entries, skipped = read_constraint_lines(text.splitlines())
+    if not entries:
+        detail = "; ".join(s.reason for s in skipped[:3])
+        raise InputError(f"{path} holds no usable constraints" + (f" ({detail})" if detail else ""))
+    return entries, skipped
+
+
+def read_constraint_lines(lines: Iterable[str]) -> tuple[list[ConstraintEntry], list[SkippedLine]]:
+    """The constraints of JSONL lines and the lines skipped, with reasons; never raises."""
     entries: list[ConstraintEntry] = []
     skipped: list[SkippedLine] = []
-    for i, line in enumerate(text.splitlines(), start=1):
+    for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -126,9 +136,6 @@ def load_constraints(path: str | Path) -> tuple[list[ConstraintEntry], list[Skip
             entries.extend(parse_constraint_line(data, i))
         except InputError as exc:
             skipped.append(SkippedLine(i, str(exc), _source_id(data)))
-    if not entries:
-        detail = "; ".join(s.reason for s in skipped[:3])
-        raise InputError(f"{path} holds no usable constraints" + (f" ({detail})" if detail else ""))
     return entries, skipped
 
 

@@ -118,6 +118,18 @@ def parse_cif(text: str):
             raise InputError(f"unparsable CIF: {message[:200]}") from None
 
 
+def check_cell(structure) -> None:
+    """Raise :class:`InputError` for a cell pymatgen parsed but cannot work with (NaN, zero volume)."""
+    import numpy as np
+
+    matrix = np.asarray(structure.lattice.matrix, dtype=float)
+    coords = np.asarray(structure.frac_coords, dtype=float)
+    if not (np.isfinite(matrix).all() and np.isfinite(coords).all()):
+        raise InputError("unphysical cell: non-finite lattice parameters or coordinates")
+    if abs(np.linalg.det(matrix)) < 1e-6:
+        raise InputError("unphysical cell: zero volume")
+
+
 def check_distances(structure, minimum: float = config.MIN_INTERATOMIC_DISTANCE) -> None:
     """Raise :class:`InputError` when two atoms (periodic images included) sit closer than ``minimum``."""
     import numpy as np
@@ -163,6 +175,7 @@ def _label(raw: RawCrystal, symprec: float) -> dict[str, Any]:
     unknown = sorted({sp.symbol for sp in structure.composition if not Element.is_valid_symbol(sp.symbol)})
     if unknown:
         raise InputError(f"unknown element: {', '.join(unknown)}")
+    check_cell(structure)
     if not structure.is_ordered:
         raise InputError("partial occupancy (disordered structure)")
     check_distances(structure)
