@@ -12,7 +12,14 @@ Run folder::
     structures/         generated structures (CIFs with symmetry) + index.jsonl
     prerelax.json       per-structure descriptor pre-relaxation results
     cifs/ summary.csv summary.json ehull.png cache/   screening (tools/screen.py)
+    known/              the known phases of the requested chemistry, relaxed and placed on the hull
+                        by the same potential (reference rows of summary.csv, ``source = known:<id>``)
     report.md           the plain-words report (agent/report.py)
+
+Every wish that can be checked is checked on the relaxed candidates: formation energy and stability
+from the potential, symmetry from the final structure, band gap from the shipped band-gap model
+(PBE level). A wish given as a bare value ("near 3 eV") is checked within a stated window
+(:attr:`DesignSettings.band_gap_window`, :attr:`DesignSettings.formation_energy_window`).
 """
 
 from __future__ import annotations
@@ -28,14 +35,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
 from xtalagent import config
-from xtalagent.agent.request import DesignRequest
+from xtalagent.agent.request import DesignRequest, PropertyTarget
 from xtalagent.errors import InputError, XtalAgentError
 from xtalagent.io import write_json_atomic, write_text_atomic
 from xtalagent.records import SymmetryConstraint
 from xtalagent.symmetry import crystal_system, spacegroup_symbol
 
 #: Bumped when a stage's cached output changes meaning.
-PIPELINE_VERSION: int = 3  # 2: the composition classifier joined stage 1; 3: the ratio classifier
+PIPELINE_VERSION: int = 4  # 2: composition classifier; 3: ratio classifier; 4: band gap, known phases
 #: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
 #: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
 GENERAL_DIFFUSION_CHECKPOINT: str = config.DIFFUSION_CHECKPOINTS[0]
@@ -60,6 +67,22 @@ class DesignSettings(BaseModel):
     relax_max_steps: int = Field(default=config.DESIGN_RELAX_MAX_STEPS, ge=1)
     relax_fmax: float = Field(default=config.RELAX_FMAX, gt=0)
     seed: int = 0
+    #: ``release``: the known crystals of every split inform the constraints and the lookups (what
+    #: users get); ``eval``: the ``train`` split only (every reported benchmark).
+    variant: Literal["release", "eval"] = "release"
+    #: Known phases of the requested chemistry relaxed beside the candidates (0: none).
+    known_phases: int = Field(default=8, ge=0, le=50)
+    #: Half-width of the window a bare band-gap value ("near 3 eV") is checked in, eV.
+    band_gap_window: float = Field(default=0.5, gt=0, le=5)
+    #: Half-width of the window a bare formation-energy value is checked in, eV/atom.
+    formation_energy_window: float = Field(default=0.1, gt=0, le=2)
+    #: Subtracted from a requested band gap before it conditions generation and is checked (eV): the
+    #: gaps here are PBE-level and PBE underestimates measured gaps (TiO2: about 2 eV against 3 eV
+    #: measured). 0 (default): the request is read as a PBE gap. Never applied silently: the
+    #: report states it.
+    band_gap_offset: float = Field(default=0.0, ge=0, le=5)
+    #: Predict band gaps with the shipped model (when present).
+    band_gap: bool = True
 
     def key(self, request: DesignRequest) -> str:
         blob = json.dumps(
@@ -137,6 +160,9 @@ class DesignRun:
     prerelax: list[dict[str, Any]] = field(default_factory=list)
     prerelax_note: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
+    known_rows: list[dict[str, Any]] = field(default_factory=list)  # the known phases, screened alike
+    band_gap_model: str | None = None  # name of the model behind the band-gap column, if any
+    band_gap_metrics: dict[str, Any] = field(default_factory=dict)  # its measured error
     screen_summary: dict[str, Any] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
     failures: list[str] = field(default_factory=list)
@@ -199,6 +225,19 @@ def propose_constraints(request: DesignRequest, predictor, top_k: int, seed: int
         )
         for i, c in enumerate(found)
     ]
+
+
+def note_constraint_model(run: DesignRun) -> None:
+    """Record on the run which constraint model answered and which voters joined it (for the report)."""
+    from xtalagent.finetune.predictor import ratio_vote_in_use, voters_in_use
+
+    settings = run.settings
+    run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
+    pattern = next(p for p in ("formula", "composition", "elements") if p in constraint_request(run.request))
+    run.constraint_prior, run.constraint_classifier = voters_in_use(
+        settings.constraint_model, settings.constraint_endpoint, pattern
+    )
+    run.constraint_ratio_vote = ratio_vote_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
 
 
 # --- stage 2: structures --------------------------------------------------------------------------
@@ -372,6 +411,64 @@ def _read_structure(path: Path) -> Structure:
 
 
 # --- stage 4: screening ---------------------------------------------------------------------------
+def known_phases(
+    request: DesignRequest, variant: str = "release", limit: int = 8, settings: DesignSettings | None = None
+) -> list[Any]:
+    """The known crystals of the requested chemistry that answer the request best: the same reduced
+    composition for formula and ratio requests, the same element set for elements-only requests.
+
+    Ordered as a scientist would read them: crystals within 0.1 eV/atom of the hull (Materials
+    Project values) first, among them those whose database band gap / formation energy lie
+    closest to the wish windows (distance in window half-widths), then by E_hull. Lookup data of
+    the shipped reference set (all splits for ``release``).
+    """
+    from xtalagent.tools.reference_set import with_elements, with_formula
+
+    if not request.has_composition() or limit <= 0:
+        return []
+    settings = settings or DesignSettings()
+    composition = request.formula or request.composition
+    if composition:
+        hits = with_formula(composition, variant=variant)
+    else:
+        hits = with_elements(request.composition_elements(), exact=True, variant=variant)
+    wishes = [
+        (wish_window(request.band_gap, settings.band_gap_window), settings.band_gap_window, "band_gap"),
+        (wish_window(request.formation_energy, settings.formation_energy_window),
+         settings.formation_energy_window, "formation_energy"),
+    ]  # fmt: skip
+
+    def miss(crystal) -> float:
+        total = 0.0
+        for window, width, name in wishes:
+            if window is None:
+                continue
+            value = getattr(crystal, name)
+            if value is None:
+                total += 10.0
+                continue
+            lo, hi = window
+            total += (
+                max(0.0, (lo if lo is not None else value) - value, value - (hi if hi is not None else value)) / width
+            )
+        return total
+
+    def key(crystal) -> tuple:
+        e_hull = crystal.e_above_hull if crystal.e_above_hull is not None else 9.0
+        return e_hull > 0.1, round(miss(crystal), 3), e_hull
+
+    return sorted(hits, key=key)[:limit]
+
+
+def load_band_gap_model(settings: DesignSettings) -> Any | None:
+    """The shipped band-gap model, or None when switched off or not installed."""
+    if not settings.band_gap:
+        return None
+    from xtalagent.tools.band_gap import default_band_gap_model
+
+    return default_band_gap_model()
+
+
 def screen_structures(
     structures: list[GeneratedStructure],
     prerelaxed: list[dict[str, Any]],
@@ -381,7 +478,9 @@ def screen_structures(
     progress: Callable[[dict[str, Any]], None] | None = None,
     potential=None,
 ):
-    """Relax with the ML potential, score stability and flags; returns the screening report."""
+    """Relax with the ML potential, score stability, band gap and flags; returns the screening
+    report of the candidates and the screened rows of the known phases (same potential, same hull)."""
+    from xtalagent.tools.potentials import Potential, load_potential
     from xtalagent.tools.reference_set import with_elements
     from xtalagent.tools.screen import Candidate, screen
 
@@ -400,18 +499,46 @@ def screen_structures(
         )  # fmt: skip
     if not cands:
         raise InputError("no structure passed generation, nothing to screen")
-    known = with_elements(request.composition_elements(), exact=False) if request.has_composition() else []
-    references = [k.structure() for k in known if k.elements == frozenset(request.composition_elements())] or None
-    return screen(
-        cands,
-        out,
-        potential=potential or settings.potential,
+    elements = request.composition_elements()
+    known_all = with_elements(elements, exact=True, variant=settings.variant) if request.has_composition() else []
+    references = [k.structure() for k in known_all] or None
+    pot = potential or settings.potential
+    if not isinstance(pot, Potential):
+        pot = load_potential(str(pot), settings.potential_checkpoint)
+    gap_model = load_band_gap_model(settings)
+    gap_window = wish_window(request.band_gap, settings.band_gap_window)
+    common = dict(
+        potential=pot,
         checkpoint=settings.potential_checkpoint,
         max_steps=settings.relax_max_steps,
         fmax=settings.relax_fmax,
-        references=references,
-        progress=progress,
+        band_gap_model=gap_model,
+        band_gap_window=gap_window,
     )
+    report = screen(cands, out, references=references, progress=progress, **common)
+    phases = known_phases(request, settings.variant, settings.known_phases, settings)
+    known_rows: list[dict[str, Any]] = []
+    if phases:
+        known_cands = [
+            Candidate(id=f"K{i + 1}", source=f"known:{k.id}", cif_text=k.id, structure=k.structure(),
+                      requested_spacegroup=k.spacegroup)
+            for i, k in enumerate(phases)
+        ]  # fmt: skip
+        known_report = screen(known_cands, out / "known", plot=False, **common)
+        for k, row in zip(phases, known_report.rows):
+            row = {key: v for key, v in row.items() if key not in ("final_structure", "rank", "unique", "novel", "sun")}
+            row |= {
+                "kind": "known",
+                "source": f"known:{k.id}",
+                "material_id": k.id,
+                "db_formation_energy": k.formation_energy,
+                "db_e_hull": k.e_above_hull,
+                "db_band_gap": k.band_gap,
+                "db_split": k.split,
+                "cif": f"known/{row['cif']}" if row.get("cif") else None,
+            }
+            known_rows.append(row)
+    return report, known_rows
 
 
 def screen_summary(report) -> dict[str, Any]:
@@ -425,12 +552,49 @@ def screen_summary(report) -> dict[str, Any]:
     }
 
 
-def target_flags(row: dict[str, Any], request: DesignRequest) -> dict[str, Any]:
+def wish_window(target: PropertyTarget | None, half_width: float) -> tuple[float | None, float | None] | None:
+    """The interval a property wish is checked in: its tolerance or bounds, or, for a bare value
+    ("near 3 eV"), the value ± ``half_width``. None when there is no wish."""
+    if target is None:
+        return None
+    lo, hi = target.bounds()
+    if target.value is not None and lo is None and hi is None:
+        return target.value - half_width, target.value + half_width
+    return lo, hi
+
+
+def pbe_request(request: DesignRequest, offset: float) -> DesignRequest:
+    """The request with its band-gap wish moved down by ``offset`` eV (a measured gap read as the
+    PBE gap the models know); unchanged for offset 0 or no band-gap wish."""
+    if not offset or request.band_gap is None:
+        return request
+
+    def shift(x: float | None) -> float | None:
+        return None if x is None else max(0.0, x - offset)
+
+    gap = request.band_gap
+    moved = gap.model_copy(update={"value": shift(gap.value), "minimum": shift(gap.minimum),
+                                   "maximum": shift(gap.maximum)})  # fmt: skip
+    return request.model_copy(update={"band_gap": moved})
+
+
+def in_window(value: float | None, window: tuple[float | None, float | None] | None) -> bool | None:
+    if window is None or value is None:
+        return None
+    lo, hi = window
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def target_flags(row: dict[str, Any], request: DesignRequest, settings: DesignSettings | None = None) -> dict[str, Any]:
     """Which of the user's wishes a screened row meets (None: cannot be checked)."""
+    settings = settings or DesignSettings()
     flags: dict[str, Any] = {}
+    if request.band_gap is not None:
+        flags["meets_band_gap"] = in_window(row.get("band_gap"), wish_window(request.band_gap,
+                                                                              settings.band_gap_window))  # fmt: skip
     if request.formation_energy is not None:
-        e_form = row.get("e_form")
-        flags["meets_formation_energy"] = None if e_form is None else request.formation_energy.accepts(e_form)
+        window = wish_window(request.formation_energy, settings.formation_energy_window)
+        flags["meets_formation_energy"] = in_window(row.get("e_form"), window)
     if request.stable:
         flags["meets_stability"] = row.get("stable")
     final = row.get("final_spacegroup")
@@ -487,6 +651,7 @@ def run_design(
     predictor=None,
     progress: Progress | None = None,
     log: Log | None = None,
+    potential=None,
 ) -> DesignRun:
     """Run every stage for one request into ``out`` and write ``report.md``; see the module docstring."""
     from xtalagent.agent.report import write_report
@@ -494,27 +659,22 @@ def run_design(
     settings = settings or DesignSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    asked = request
+    request = pbe_request(request, settings.band_gap_offset)
     say = log or (lambda _msg: None)
     tick = progress or (lambda _stage, _done, _total: None)
     key = settings.key(request)
     run = DesignRun(out, request, settings, prompt, list(not_understood or []))
     write_json_atomic(
         out / "request.json",
-        {"prompt": prompt, "request": request.model_dump(exclude_defaults=False), "settings": settings.model_dump(),
+        {"prompt": prompt, "request": asked.model_dump(exclude_defaults=False), "settings": settings.model_dump(),
          "not_understood": run.not_understood, "key": key},
     )  # fmt: skip
 
     t0 = time.perf_counter()
     tick("constraints", 0, 1)
     cached = _stage_cache(out, "constraints.json", key)
-    run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
-    from xtalagent.finetune.predictor import ratio_vote_in_use, voters_in_use
-
-    pattern = next(p for p in ("formula", "composition", "elements") if p in constraint_request(request))
-    run.constraint_prior, run.constraint_classifier = voters_in_use(
-        settings.constraint_model, settings.constraint_endpoint, pattern
-    )
-    run.constraint_ratio_vote = ratio_vote_in_use(settings.constraint_model, settings.constraint_endpoint, pattern)
+    note_constraint_model(run)
     if cached is not None:
         run.constraints = [ConstraintChoice.model_validate(c) for c in cached["items"]]
         say(f"constraints: {len(run.constraints)} from the previous run in {out}")
@@ -569,9 +729,10 @@ def run_design(
 
     tick("screening", 0, n_ok)
     if n_ok:
-        report = screen_structures(run.structures, run.prerelax, request, settings, out, progress=screened)
-        run.screen_summary = screen_summary(report)
-        run.rows = finish_rows(report.rows, run, request)
+        report, known = screen_structures(
+            run.structures, run.prerelax, request, settings, out, progress=screened, potential=potential
+        )
+        record_screening(run, report, known)
     run.times.add("screening", time.perf_counter() - t0)
     run.failures += [
         f"{r['id']}: screening failed: {r.get('failure')}" for r in run.rows if r.get("status") == "failed"
@@ -580,6 +741,14 @@ def run_design(
         write_summary(run)
     write_report(run)
     return run
+
+
+def record_screening(run: DesignRun, report, known: list[dict[str, Any]]) -> None:
+    """Keep a screening's outcome on the run: ranked candidate rows, known-phase rows, provenance."""
+    run.screen_summary = screen_summary(report)
+    run.rows = finish_rows(report.rows, run, run.request)
+    run.known_rows = [r | target_flags(r, run.request, run.settings) for r in known]
+    note_band_gap_model(run)
 
 
 def finish_rows(rows: list[dict[str, Any]], run: DesignRun, request: DesignRequest) -> list[dict[str, Any]]:
@@ -593,20 +762,33 @@ def finish_rows(rows: list[dict[str, Any]], run: DesignRun, request: DesignReque
         if s is not None:
             row["constraint_id"] = s.constraint_id
             row["sampler"] = s.sampler
+        row["input_cif"], row["source"] = row.get("source"), "generated"
         p = pre.get(row["id"])
         row["prerelaxed"] = bool(p and p.get("used"))
         row["prerelax_reached"] = p.get("reached") if p else None
-        row |= target_flags(row, request)
+        row["kind"] = "candidate"
+        row |= target_flags(row, request, run.settings)
         out.append(row)
     return rank_rows(out)
 
 
 DESIGN_COLUMNS = [
-    "design_rank", "id", "constraint_id", "formula", "natoms", "requested_spacegroup", "final_spacegroup",
-    "symmetry_kept", "e_form", "e_hull", "energy_per_atom", "stable", "unique", "novel", "valid_structure",
-    "valid_composition", "meets_formation_energy", "meets_stability", "meets_symmetry", "meets_all_checked",
-    "prerelaxed", "prerelax_reached", "steps", "status", "potential", "checkpoint", "sampler", "cif", "failure",
+    "design_rank", "kind", "source", "id", "constraint_id", "formula", "natoms", "requested_spacegroup",
+    "final_spacegroup", "symmetry_kept", "e_form", "e_hull", "band_gap", "band_gap_std", "energy_per_atom",
+    "stable", "unique", "novel", "valid_structure", "valid_composition", "meets_band_gap",
+    "meets_formation_energy", "meets_stability", "meets_symmetry", "meets_all_checked", "db_formation_energy",
+    "db_e_hull", "db_band_gap", "prerelaxed", "prerelax_reached", "steps", "status", "potential", "checkpoint",
+    "sampler", "cif", "failure",
 ]  # fmt: skip
+
+
+def note_band_gap_model(run: DesignRun) -> None:
+    """Record which band-gap model filled the rows and its measured error (for the report)."""
+    if not any(r.get("band_gap") is not None for r in run.rows + run.known_rows):
+        return
+    model = load_band_gap_model(run.settings)
+    if model is not None:
+        run.band_gap_model, run.band_gap_metrics = model.name, dict(model.metrics)
 
 
 def write_summary(run: DesignRun) -> None:
@@ -623,7 +805,8 @@ def write_summary(run: DesignRun) -> None:
     for r in run.rows:
         if r.get("cif") and (run.out / f"{r['cif']}.tmp").exists():
             (run.out / f"{r['cif']}.tmp").rename(run.out / r["cif"])
-    frame = pd.DataFrame([{c: r.get(c) for c in DESIGN_COLUMNS} for r in run.rows], columns=DESIGN_COLUMNS)
+    table = [{c: r.get(c) for c in DESIGN_COLUMNS} for r in run.rows + run.known_rows]
+    frame = pd.DataFrame(table, columns=DESIGN_COLUMNS)
     with atomic_path(run.out / "summary.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(
@@ -634,8 +817,11 @@ def write_summary(run: DesignRun) -> None:
             "sampler": run.sampler_note,
             "prerelax": run.prerelax_note,
             "screening": run.screen_summary,
+            "variant": run.settings.variant,
+            "band_gap_model": {"name": run.band_gap_model, "metrics": run.band_gap_metrics},
             "seconds": run.times.seconds,
             "rows": run.rows,
+            "known_phases": run.known_rows,
         },
     )
 
@@ -643,4 +829,4 @@ def write_summary(run: DesignRun) -> None:
 def _load_predictor(settings: DesignSettings):
     from xtalagent.finetune.predictor import load_predictor
 
-    return load_predictor(settings.constraint_model, endpoint=settings.constraint_endpoint)
+    return load_predictor(settings.constraint_model, endpoint=settings.constraint_endpoint, variant=settings.variant)

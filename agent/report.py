@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xtalagent.agent.pipeline import DesignRun
+from xtalagent.agent.pipeline import DesignRun, wish_window
 from xtalagent.io import write_text_atomic
 from xtalagent.symmetry import spacegroup_symbol
 
@@ -35,10 +35,19 @@ def describe_request(run: DesignRun) -> list[str]:
         lines.append(f"- composition: {r.composition} (any number of formula units up to {r.max_atoms} atoms)")
     elif r.elements:
         lines.append(f"- elements: {', '.join(r.elements)} (ratio proposed by the model, up to {r.max_atoms} atoms)")
+    s = run.settings
     if r.band_gap:
-        lines.append(f"- band gap: {r.band_gap.describe('eV')}")
+        window = _window(r.band_gap, s.band_gap_window)
+        line = f"- band gap: {r.band_gap.describe('eV')} (PBE level), checked in {window} eV"
+        if s.band_gap_offset:
+            line += (
+                f"; the request was read as a measured gap and moved down by {s.band_gap_offset:g} eV "
+                "to the PBE gap the models know (--band-gap-offset)"
+            )
+        lines.append(line)
     if r.formation_energy:
-        lines.append(f"- formation energy: {r.formation_energy.describe('eV/atom')}")
+        window = _window(r.formation_energy, s.formation_energy_window)
+        lines.append(f"- formation energy: {r.formation_energy.describe('eV/atom')}, checked in {window} eV/atom")
     if r.stable:
         lines.append("- thermodynamically stable (on or near the convex hull)")
     if r.crystal_systems:
@@ -54,6 +63,43 @@ def describe_request(run: DesignRun) -> list[str]:
             lines.append(f"- excluded {name}: {', '.join(map(str, values))}")
     lines.append(f"- candidates: {r.n_candidates}, at most {r.max_atoms} atoms per conventional cell")
     return lines
+
+
+def _window(target, half_width: float) -> str:
+    lo, hi = wish_window(target, half_width) or (None, None)
+    return f"[{'−∞' if lo is None else f'{lo:g}'}, {'∞' if hi is None else f'{hi:g}'}]"
+
+
+def _wishes(row: dict[str, Any]) -> str:
+    """The wishes a row meets, as short words ('gap, stable'), '–' when nothing was checkable."""
+    names = {"meets_band_gap": "gap", "meets_formation_energy": "E_form", "meets_stability": "stable",
+             "meets_symmetry": "symmetry"}  # fmt: skip
+    checked = {word: row.get(key) for key, word in names.items() if row.get(key) is not None}
+    if not checked:
+        return "–"
+    met = [w for w, ok in checked.items() if ok]
+    return (", ".join(met) or "none") + f" ({len(met)}/{len(checked)})"
+
+
+def band_gap_sentence(run: DesignRun) -> str:
+    """Which model gave the band gaps, its measured error, and what PBE-level means."""
+    if not run.band_gap_model:
+        return (
+            "Band gaps were not predicted (no band-gap model installed, or switched off): "
+            "the band-gap wish is unchecked."
+        )
+    m = run.band_gap_metrics
+    error = ""
+    if m.get("test_mae") is not None:
+        error = f" (measured: MAE {m['test_mae']:.2f} eV"
+        if m.get("test_metal_accuracy") is not None:
+            error += f", metal/non-metal right {100 * m['test_metal_accuracy']:.0f} %"
+        error += f" on {m.get('test_n', '?')} MP test crystals)"
+    return (
+        f"Band gaps were predicted by {run.band_gap_model}{error}, ± the ensemble's spread. They are PBE-level "
+        "gaps, as in the Materials Project: PBE underestimates measured gaps (TiO2: about 2 eV against about "
+        "3 eV measured). To read a request as a measured gap, pass --band-gap-offset (never applied silently)."
+    )
 
 
 def report_text(run: DesignRun) -> str:
@@ -124,8 +170,16 @@ def report_text(run: DesignRun) -> str:
         out.append(
             f"{len(relaxed)} candidate(s) relaxed; {len(stable)} within {thr} eV/atom of the hull "
             f"(S.U.N. rate {_fmt(run.screen_summary.get('sun_rate'), 2)}). All energies below were computed by "
-            f"{potential} {checkpoint}; band gaps were a generation target only — no stage here predicts them."
+            f"{potential} {checkpoint}. " + band_gap_sentence(run)
         )
+        meeting = [row for row in relaxed if row.get("meets_all_checked")]
+        out.append(
+            f"{len(meeting)} candidate(s) meet every wish that could be checked; they are ranked first, then "
+            "everything by E_hull."
+        )
+        if r.band_gap is not None:
+            meets = sum(bool(row.get("meets_band_gap")) for row in relaxed)
+            out.append(f"{meets} candidate(s) have a predicted band gap in the window.")
         if r.formation_energy is not None:
             meets = sum(bool(row.get("meets_formation_energy")) for row in relaxed)
             out.append(
@@ -134,25 +188,63 @@ def report_text(run: DesignRun) -> str:
         out += [
             "",
             "| rank | id | constraint | formula | group requested → final | E_form (eV/atom) | E_hull (eV/atom) "
-            "| stable | unique | novel | pre-relax reached | CIF |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| band gap (eV) | wishes met | stable | unique | novel | pre-relax reached | CIF |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in relaxed[:REPORT_ROWS]:
             out.append(
                 f"| {row['design_rank']} | {row['id']} | {row.get('constraint_id', '–')} | {row.get('formula')} "
                 f"| {row.get('requested_spacegroup')} → {row.get('final_spacegroup') or '?'} "
-                f"| {_fmt(row.get('e_form'))} "
-                f"| {_fmt(row.get('e_hull'))} | {_fmt(row.get('stable'))} | {_fmt(row.get('unique'))} "
+                f"| {_fmt(row.get('e_form'))} | {_fmt(row.get('e_hull'))} | {_gap(row)} | {_wishes(row)} "
+                f"| {_fmt(row.get('stable'))} | {_fmt(row.get('unique'))} "
                 f"| {_fmt(row.get('novel'))} | {_fmt(row.get('prerelax_reached'))} | {row.get('cif') or '–'} |"
             )
         if len(relaxed) > REPORT_ROWS:
             out.append(f"\n{len(relaxed) - REPORT_ROWS} more in summary.csv.")
+    out += known_phases_section(run)
     out += ["", "## What failed and why", ""]
     out += [f"- {f}" for f in run.failures] or ["Nothing failed."]
     out += ["", "## Time", ""]
     out += [f"- {stage}: {sec:.1f} s" for stage, sec in run.times.seconds.items()]
-    out += ["", "Files: `summary.csv`, `summary.json`, `constraints.jsonl`, `cifs/`, `structures/`, `prerelax.json`."]
+    out += [
+        "",
+        "Files: `summary.csv` (candidates, then the known phases), `summary.json`, `constraints.jsonl`, `cifs/`, "
+        "`known/cifs/`, `structures/`, `prerelax.json`.",
+    ]
     return "\n".join(out) + "\n"
+
+
+def _gap(row: dict[str, Any]) -> str:
+    if row.get("band_gap") is None:
+        return "–"
+    return f"{row['band_gap']:.2f} ± {row.get('band_gap_std') or 0.0:.2f}"
+
+
+def known_phases_section(run: DesignRun) -> list[str]:
+    """The known phases of the chemistry, screened like the candidates, beside the database's values."""
+    out = ["", "## Known phases (reference rows)", ""]
+    if not run.known_rows:
+        what = "none found in the shipped reference set" if run.settings.known_phases else "switched off"
+        return out + [f'Known phases of this chemistry: {what}. "Novel" is judged against the same set.']
+    variant = "every split" if run.settings.variant == "release" else "the train split only (eval variant)"
+    out += [
+        f"The {len(run.known_rows)} most stable known crystals of this chemistry in the shipped Materials Project "
+        f"set ({variant}), relaxed and placed on the hull by the same potential as the candidates, so both are "
+        "on one scale; the database's own (DFT) values beside them. A candidate is novel when it matches none "
+        "of the known crystals of its elements.",
+        "",
+        "| id | source | formula | group → final | E_form (eV/atom) | E_hull (eV/atom) | band gap (eV) "
+        "| wishes met | MP E_form | MP E_hull | MP band gap | CIF |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in run.known_rows:
+        out.append(
+            f"| {row['id']} | {row.get('source')} | {row.get('formula')} "
+            f"| {row.get('requested_spacegroup')} → {row.get('final_spacegroup') or '?'} | {_fmt(row.get('e_form'))} "
+            f"| {_fmt(row.get('e_hull'))} | {_gap(row)} | {_wishes(row)} | {_fmt(row.get('db_formation_energy'))} "
+            f"| {_fmt(row.get('db_e_hull'))} | {_fmt(row.get('db_band_gap'))} | {row.get('cif') or '–'} |"
+        )
+    return out
 
 
 def write_report(run: DesignRun) -> None:

@@ -17,14 +17,15 @@ from xtalagent.agent.pipeline import (
     DesignRun,
     DesignSettings,
     choose_sampler,
-    finish_rows,
     generate_structures,
     generation_failures,
+    note_constraint_model,
+    pbe_request,
     prerelax_decision,
     prerelax_structures,
     propose_constraints,
+    record_screening,
     screen_structures,
-    screen_summary,
     write_summary,
 )
 from xtalagent.agent.report import write_report
@@ -65,13 +66,18 @@ class DesignSession:
         if self._predictor is None:
             from xtalagent.finetune.predictor import load_predictor
 
-            self._predictor = load_predictor(self.settings.constraint_model, endpoint=self.settings.constraint_endpoint)
+            self._predictor = load_predictor(
+                self.settings.constraint_model,
+                endpoint=self.settings.constraint_endpoint,
+                variant=self.settings.variant,
+            )
+        request = pbe_request(request, self.settings.band_gap_offset)
         constraints = propose_constraints(request, self._predictor, top_k or self.settings.top_k, self.settings.seed)
         self.rounds += 1
         run = DesignRun(self.out / f"round_{self.rounds:02d}", request, self.settings)
         run.out.mkdir(parents=True, exist_ok=True)
         run.constraints = constraints
-        run.constraint_model = self.settings.constraint_endpoint or self.settings.constraint_model or "embedded default"
+        note_constraint_model(run)
         run.sampler_note = choose_sampler(self.settings)[2]
         write_json_atomic(
             run.out / "request.json", {"request": request.model_dump(), "settings": self.settings.model_dump()}
@@ -141,11 +147,10 @@ class DesignSession:
             done[0] += 1
             self.on_progress("screening", done[0], total)
 
-        report = screen_structures(
+        report, known = screen_structures(
             run.structures, run.prerelax, run.request, settings, run.out, progress=tick, potential=potential
         )
-        run.screen_summary = screen_summary(report)
-        run.rows = finish_rows(report.rows, run, run.request)
+        record_screening(run, report, known)
         write_summary(run)
         write_report(run)
         relaxed = [r for r in run.rows if r.get("design_rank") is not None]
@@ -157,6 +162,7 @@ class DesignSession:
             "stable_threshold_eV_per_atom": run.screen_summary["stable_threshold"],
             "energies_by": f"{prov.get('potential', '?')} {prov.get('checkpoint', '')}".strip(),
             "best": [self._row_brief(r) for r in relaxed[:TOOL_ROWS]],
+            "known_phases": [self._row_brief(r) for r in run.known_rows[:TOOL_ROWS]],
             "report": str(run.out / "report.md"),
         }
 
@@ -171,8 +177,10 @@ class DesignSession:
             "spacegroup_final": r.get("final_spacegroup"),
             "e_form_eV_per_atom": _r(r.get("e_form")),
             "e_hull_eV_per_atom": _r(r.get("e_hull")),
+            "band_gap_eV": _r(r.get("band_gap")),
             "stable": r.get("stable"),
             "novel": r.get("novel"),
+            "source": r.get("source"),
         }
 
     def _find(self, candidate: str | int) -> dict[str, Any]:
@@ -221,18 +229,23 @@ class DesignSession:
         """Known crystals of the shipped reference set (MP-20 train + val)."""
         from xtalagent.tools.reference_set import with_elements, with_formula
 
+        variant = self.settings.variant
         if formula:
-            hits, what = with_formula(formula), f"formula {formula}"
+            hits, what = with_formula(formula, variant=variant), f"formula {formula}"
         elif elements:
-            hits, what = with_elements(elements), f"elements {'-'.join(elements)}"
+            hits, what = with_elements(elements, variant=variant), f"elements {'-'.join(elements)}"
         elif self.run is not None:
             els = self.run.request.composition_elements()
-            hits, what = with_elements(els), f"elements {'-'.join(els)}"
+            hits, what = with_elements(els, variant=variant), f"elements {'-'.join(els)}"
         else:
             raise InputError("give a formula or elements to look up")
         return {
             "query": what,
-            "source": "shipped reference set (Materials Project, MP-20 train+val splits; DFT values)",
+            "source": (
+                "shipped reference set (Materials Project; "
+                + ("every split" if variant == "release" else "train split only (eval variant)")
+                + "; DFT values)"
+            ),
             "n_found": len(hits),
             "known": [h.as_dict() for h in hits[: max(1, min(limit, 50))]],
             "hull_table": hull_table_entries(formula, elements or (self.run.request.composition_elements()

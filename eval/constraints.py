@@ -5,7 +5,9 @@ Metrics (per request pattern and property choice):
 * space-group accuracy: top-1, top-k, and two 20-class variants in which groups outside 19 are
   first mapped to "other" (so a wrong group counts as right when both it and the true group are
   "other"): the 19 most frequent training groups, and the 19 fixed groups of CrystalGF's own
-  evaluation script (:data:`CRYSTALGF_GROUPS`), the accuracy CrystalGF's figures are comparable to;
+  confusion-matrix script (:data:`CRYSTALGF_GROUPS`). Neither is comparable to CrystalGF's Table 1,
+  which is an exact match: set exact top-1 beside it, and the 20-class score only beside a
+  20-class score of the same kind;
 * Wyckoff accuracy given the true group (the multiset of element/Wyckoff sites, order ignored);
 * exact template match (group and site multiset both right at top-1);
 * validity and composition consistency of every returned candidate (re-checked here

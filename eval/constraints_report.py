@@ -39,7 +39,7 @@ def run_constraint_eval(
     if not records:
         raise InputError(f"{dataset}: no rows in split {split!r}")
     baselines = Baselines(load_records(dataset, "train"))
-    predictor = load_predictor(model, endpoint, use_prior=use_prior)
+    predictor = load_predictor(model, endpoint, use_prior=use_prior, variant="eval")
     start = time.perf_counter()
     with Progress() as bar:
         task = bar.add_task(f"evaluating {len(records)} crystals", total=len(records))
@@ -77,6 +77,11 @@ def run_constraint_eval(
         "top_k": top_k,
         "decoded_candidates_per_request": decode_k or top_k,
         "model": str(model or "embedded default") if not endpoint else f"endpoint {endpoint}",
+        "variant": "eval (neighbour prior: training crystals only)",
+        "comparison_note": (
+            "sg_top1 is the exact match, the figure to set beside CrystalGF's Table 1 (also exact); the "
+            "*_classes scores map rare groups to 'other' and compare only with 20-class scores"
+        ),
         "neighbour_prior": (
             {p: v.as_dict() for p, v in predictor.prior.settings.items()} if predictor.prior else "off"
         ),

@@ -28,7 +28,10 @@ The ``k`` neighbours are the closest by that distance among the ``config.CONSTRA
 closest by composition (or prototype) alone. Only validity-checked answers are ever ranked, so
 the prior can reorder answers but never make an invalid one. The known crystals are those the
 adapters were trained on (the ``train`` split), stored with their properties beside the adapters
-as ``neighbours.json.gz``; ``val`` and ``test`` crystals are never in it.
+as ``neighbours.json.gz``. A model folder may also ship ``neighbours_lookup.json.gz``: further known
+crystals (lookup data, not training data; the shipped default holds the MP ``val`` and ``test``
+crystals) that the ``release`` knowledge variant adds, so users' requests hear from every crystal
+we have. The ``eval`` variant, behind every reported benchmark, reads the training crystals only.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
 PRIOR_FILE = "neighbours.json.gz"
+#: Known crystals beyond the training split, read by the ``release`` knowledge variant only.
+LOOKUP_FILE = "neighbours_lookup.json.gz"
+#: Knowledge variants: which prior files each reads.
+VARIANT_FILES: dict[str, tuple[str, ...]] = {"release": (PRIOR_FILE, LOOKUP_FILE), "eval": (PRIOR_FILE,)}
 
 
 @dataclass(frozen=True)
@@ -240,23 +247,13 @@ class NeighbourPrior:
             ]
         )
 
-    def save(self, path: Path) -> None:
-        with atomic_path(Path(path)) as tmp, gzip.open(tmp, "wt") as handle:
-            what = (
-                "cell formula, space group, Wyckoff sites, band gap (eV) and formation energy (eV/atom; "
-                "null if unknown) of every training crystal"
-            )
-            json.dump({"what": what, "entries": self.entries}, handle)
+    def save(self, path: Path, what: str = "every training crystal") -> None:
+        save_entries(path, self.entries, what)
 
     @classmethod
-    def load(cls, path: Path) -> NeighbourPrior:
-        """Read a prior file; files from before the properties were stored (3 fields) still load."""
-        try:
-            with gzip.open(path, "rt") as handle:
-                entries = [_entry(*row) for row in json.load(handle)["entries"]]
-            return cls(entries)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise XtalAgentError(f"{path}: not a neighbour prior file ({exc!r})") from exc
+    def load(cls, path: Path, *more: Path) -> NeighbourPrior:
+        """Read one prior file, or several joined (training crystals + lookup crystals)."""
+        return cls([e for p in (path, *more) for e in read_entries(p)])
 
     def distances(self, pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None) -> np.ndarray:
         """L1 distance of every known crystal to the request: fractions (+ cell size), or element sets."""
@@ -499,7 +496,58 @@ class NeighbourPrior:
         return total
 
 
-def load_prior(model_dir: Path) -> NeighbourPrior | None:
-    """The prior stored beside a model's adapters, or None when the folder has none."""
-    path = Path(model_dir) / PRIOR_FILE
-    return NeighbourPrior.load(path) if path.exists() else None
+def save_entries(path: Path, entries: list, what: str) -> None:
+    """Write known crystals in the prior's file format (atomically)."""
+    with atomic_path(Path(path)) as tmp, gzip.open(tmp, "wt") as handle:
+        header = (
+            "cell formula, space group, Wyckoff sites, band gap (eV) and formation energy (eV/atom; "
+            f"null if unknown) of {what}"
+        )
+        json.dump({"what": header, "entries": entries}, handle)
+
+
+def read_entries(path: Path) -> list[Entry]:
+    """Known crystals of a prior file; files from before the properties were stored (3 fields) still load."""
+    try:
+        with gzip.open(path, "rt") as handle:
+            return [_entry(*row) for row in json.load(handle)["entries"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise XtalAgentError(f"{path}: not a neighbour prior file ({exc!r})") from exc
+
+
+def prior_files(model_dir: Path, variant: str = "eval") -> list[Path]:
+    """The prior files of a model folder that the knowledge variant reads (missing ones left out)."""
+    if variant not in VARIANT_FILES:
+        raise XtalAgentError(f"unknown knowledge variant {variant!r} (choose from {', '.join(VARIANT_FILES)})")
+    return [Path(model_dir) / name for name in VARIANT_FILES[variant] if (Path(model_dir) / name).exists()]
+
+
+def load_prior(model_dir: Path, variant: str = "eval") -> NeighbourPrior | None:
+    """The prior stored beside a model's adapters (with its lookup crystals for ``release``), or None
+    when the folder has no training-crystal file."""
+    files = prior_files(model_dir, variant)
+    if not files or files[0].name != PRIOR_FILE:
+        return None
+    return NeighbourPrior.load(*files)
+
+
+def build_lookup(dataset: Path, model_dir: Path, splits: tuple[str, ...] = ("val", "test")) -> int:
+    """Write ``neighbours_lookup.json.gz`` from the crystals of ``splits`` (lookup data for the
+    ``release`` variant); returns the number written."""
+    from xtalagent.data import load_records
+
+    records = [r for split in splits for r in load_records(dataset, split)]
+    entries = NeighbourPrior.from_records(records).entries
+    save_entries(
+        Path(model_dir) / LOOKUP_FILE, entries, f"the {'+'.join(splits)} crystals (lookup only, never trained on)"
+    )
+    return len(entries)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python -m xtalagent.finetune.neighbour_prior DATASET.parquet MODEL_DIR")
+    n = build_lookup(Path(sys.argv[1]), Path(sys.argv[2]))
+    print(f"{n} lookup crystals written to {Path(sys.argv[2]) / LOOKUP_FILE}")

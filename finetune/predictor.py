@@ -35,7 +35,12 @@ def default_model_dir() -> Path:
 
 
 def load_predictor(
-    model: str | Path | None = None, endpoint: str | None = None, use_prior: bool = True, **kwargs: Any
+    model: str | Path | None = None,
+    endpoint: str | None = None,
+    use_prior: bool = True,
+    *,
+    variant: str = "eval",
+    **kwargs: Any,
 ) -> ConstraintPredictor:
     """A predictor on the embedded model, a local model folder, or an OpenAI-compatible endpoint.
 
@@ -43,6 +48,10 @@ def load_predictor(
     both stages), the composition classifier (``group_classifier.pt``, stage 1) and, for
     elements-only requests, the ratio classifier (``ratio_classifier.pt``, stage 1), join unless
     ``use_prior`` is false; with an endpoint they are taken from ``model`` when a folder is given.
+    ``variant`` chooses the known crystals the prior hears: ``release`` adds the folder's lookup
+    crystals (``neighbours_lookup.json.gz``) to the training ones, which is what the front doors
+    (``design``, ``chat``, ``constraints predict``) give users; ``eval``, the library default so
+    that no measurement can see a held-out crystal by accident, keeps the training crystals only.
     """
     if endpoint:
         scorer, folder = EndpointScorer(endpoint, **kwargs), (Path(model) if model else None)
@@ -52,7 +61,10 @@ def load_predictor(
     if not use_prior or folder is None:
         return ConstraintPredictor(scorer)
     return ConstraintPredictor(
-        scorer, prior=load_prior(folder), classifier=load_classifier(folder), ratios=load_ratio_classifier(folder)
+        scorer,
+        prior=load_prior(folder, variant),
+        classifier=load_classifier(folder),
+        ratios=load_ratio_classifier(folder),
     )
 
 

@@ -4,8 +4,11 @@ Users' clones have no labelled MP dataset, yet the pipeline needs known crystals
 elements (LEGO references, novelty, "what is known about Ti–O?"). This module ships them compactly:
 each crystal as its space group, lattice parameters and Wyckoff sites with free coordinates only
 (the asymmetric unit), rebuilt into full cells on demand with the same code the structure generator
-uses. Built from the MP-20 ``train`` and ``val`` splits only, so benchmarks on ``test`` never see
-their own answers among the references.
+uses. It is lookup data, not training data: it holds every crystal the project has data for, all
+splits included, so a user asking for Ti–O sees rutile and anatase. Each row carries its split, and
+the ``eval`` knowledge variant (:data:`VARIANT_SPLITS`), the library default, keeps only ``train``
+rows, so benchmarks on ``test`` never see their own answers among the references; the front doors
+(``design``, ``chat``) ask for ``release``.
 
 Rebuild: ``python -m xtalagent.tools.reference_set datasets/mp_structures.parquet``.
 """
@@ -24,8 +27,11 @@ from xtalagent.errors import InputError
 from xtalagent.io import atomic_path
 
 DATA_FILE: Path = Path(__file__).resolve().parent / "data" / "mp_reference_structures.jsonl.gz"
-#: Splits of the source dataset that go into the shipped set (never ``test``).
-SPLITS: tuple[str, ...] = ("train", "val")
+#: Splits of the source dataset that go into the shipped set (lookup data: all of them).
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Which rows each knowledge variant sees: ``release`` (what users get) every crystal we ship,
+#: ``eval`` (every reported benchmark) the ``train`` split only.
+VARIANT_SPLITS: dict[str, tuple[str, ...] | None] = {"release": None, "eval": ("train",)}
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class KnownCrystal:
     formation_energy: float | None
     e_above_hull: float | None
     band_gap: float | None
+    split: str | None = None  # split of the source dataset (files before splits were stored: None)
 
     @property
     def elements(self) -> frozenset[str]:
@@ -107,6 +114,7 @@ def build(dataset: str | Path, out: Path = DATA_FILE, splits: tuple[str, ...] = 
                         "ef": _num(props.get("formation_energy_per_atom")),
                         "eh": _num(props.get("e_above_hull")),
                         "bg": _num(props.get("band_gap")),
+                        "s": split,
                     },
                     separators=(",", ":"),
                 )
@@ -137,32 +145,49 @@ def _load(path: Path) -> tuple[KnownCrystal, ...]:
                     formation_energy=d["ef"],
                     e_above_hull=d["eh"],
                     band_gap=d["bg"],
+                    split=d.get("s"),
                 )
             )
     return tuple(rows)
 
 
-def known_crystals(path: Path = DATA_FILE) -> tuple[KnownCrystal, ...]:
-    return _load(Path(path))
+def check_variant(variant: str) -> str:
+    """``variant`` if it names a knowledge variant, else a one-line error."""
+    if variant not in VARIANT_SPLITS:
+        raise InputError(f"unknown knowledge variant {variant!r} (choose from {', '.join(VARIANT_SPLITS)})")
+    return variant
 
 
-def with_elements(elements: list[str] | set[str], exact: bool = True, path: Path = DATA_FILE) -> list[KnownCrystal]:
+def known_crystals(path: Path = DATA_FILE, variant: str = "eval") -> tuple[KnownCrystal, ...]:
+    """The known crystals the variant may see (``eval``: ``train`` rows only)."""
+    splits = VARIANT_SPLITS[check_variant(variant)]
+    rows = _load(Path(path))
+    return rows if splits is None else tuple(c for c in rows if c.split in splits)
+
+
+def _stability(c: KnownCrystal) -> float:
+    return c.e_above_hull if c.e_above_hull is not None else 9.0
+
+
+def with_elements(
+    elements: list[str] | set[str], exact: bool = True, path: Path = DATA_FILE, variant: str = "eval"
+) -> list[KnownCrystal]:
     """Known crystals made of exactly these elements (or, ``exact=False``, of a subset of them),
     most stable first."""
     wanted = frozenset(check_element(e) for e in elements)
     if not wanted:
         raise InputError("no elements given")
-    hits = [c for c in known_crystals(path) if (c.elements == wanted if exact else c.elements <= wanted)]
-    return sorted(hits, key=lambda c: (c.e_above_hull if c.e_above_hull is not None else 9.0, len(c.formula)))
+    hits = [c for c in known_crystals(path, variant) if (c.elements == wanted if exact else c.elements <= wanted)]
+    return sorted(hits, key=lambda c: (_stability(c), len(c.formula)))
 
 
-def with_formula(formula: str, path: Path = DATA_FILE) -> list[KnownCrystal]:
+def with_formula(formula: str, path: Path = DATA_FILE, variant: str = "eval") -> list[KnownCrystal]:
     """Known polymorphs of a composition (any number of formula units), most stable first."""
     from pymatgen.core import Composition
 
     reduced = Composition(parse_counts(formula)).reduced_formula
-    hits = [c for c in known_crystals(path) if c.reduced_formula == reduced]
-    return sorted(hits, key=lambda c: c.e_above_hull if c.e_above_hull is not None else 9.0)
+    hits = [c for c in known_crystals(path, variant) if c.reduced_formula == reduced]
+    return sorted(hits, key=_stability)
 
 
 def main(argv: list[str] | None = None) -> None:

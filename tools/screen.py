@@ -6,7 +6,8 @@ group) columns), relaxes them in batches (:mod:`xtalagent.tools.relax`), scores 
 and e_hull (:mod:`xtalagent.tools.hull`), runs the checks (:mod:`xtalagent.tools.checks`) and
 writes to ``out``:
 
-* ``cifs/NNNN_<id>.cif`` — relaxed structures ranked by e_hull, written with symmetry;
+* ``cifs/NNNN_<id>.cif`` — relaxed structures ranked (those in the band-gap window, when one is
+  given, first; then by e_hull), written with symmetry;
 * ``summary.csv`` / ``summary.json`` — one row per candidate (failures included, with reason);
   every energy row names the potential and checkpoint that produced it;
 * ``ehull.png`` — distribution of e_hull;
@@ -15,6 +16,9 @@ writes to ``out``:
   changed settings or a changed input CIF invalidate a structure's cache entry.
 
 When no requested group is given, the group detected on the input structure is the requested one.
+With a band-gap model (:mod:`xtalagent.tools.band_gap`), every relaxed structure also gets its
+predicted PBE band gap and the ensemble's spread (``band_gap``, ``band_gap_std``), and, when a
+window is given, ``meets_band_gap``.
 """
 
 from __future__ import annotations
@@ -42,11 +46,12 @@ from xtalagent.tools.hull import ReferenceHull, StabilityModel
 from xtalagent.tools.potentials import Potential, load_potential
 
 #: Bumped whenever per-structure results change meaning, so caches are recomputed.
-CACHE_VERSION: int = 2  # 2: optimiser in the key; MP2020 hull table
+CACHE_VERSION: int = 3  # 2: optimiser in the key; MP2020 hull table; 3: band gap
 
 SUMMARY_COLUMNS = [
     "rank", "id", "formula", "natoms", "requested_spacegroup", "final_spacegroup", "symmetry_kept",
-    "crystal_system", "status", "energy_eV", "energy_per_atom", "e_form", "e_hull", "steps", "fmax",
+    "crystal_system", "status", "energy_eV", "energy_per_atom", "e_form", "e_hull", "band_gap", "band_gap_std",
+    "meets_band_gap", "steps", "fmax",
     "valid_structure", "valid_composition", "phonon_stable", "stable", "unique", "novel", "sun",
     "prerelax_reached", "prerelax_used", "potential", "checkpoint", "failure", "cif", "source",
 ]  # fmt: skip
@@ -69,6 +74,7 @@ class ScreenSettings:
     phonons: bool = False
     symprec: float = config.CHECK_SYMPREC
     prerelax: str | None = None  # name of the pre-relaxation hook, if any
+    band_gap_model: str | None = None  # name of the band-gap model, if any
 
     def key(self) -> str:
         blob = json.dumps({**asdict(self), "version": CACHE_VERSION}, sort_keys=True)
@@ -294,11 +300,16 @@ def screen(
     limit: int | None = None,
     plot: bool = True,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    band_gap_model: Any | None = None,
+    band_gap_window: tuple[float | None, float | None] | None = None,
 ) -> ScreenReport:
     """Screen candidates; see the module docstring for inputs and outputs.
 
     ``prerelax`` (e.g. LEGO descriptor pre-relaxation) maps a structure to a pre-relaxed one before
     the ML relaxation; ``progress`` is called with each finished row (cached ones included).
+    ``band_gap_model`` (a :class:`~xtalagent.tools.band_gap.BandGapModel`) adds the predicted gap
+    of every relaxed structure; ``band_gap_window`` (eV, either side open) adds ``meets_band_gap``
+    and ranks the structures inside the window first.
     """
     start = time.perf_counter()
     if optimizer not in relaxation.OPTIMIZERS:
@@ -325,6 +336,7 @@ def screen(
         phonons=phonons,
         symprec=symprec,
         prerelax=getattr(prerelax, "__qualname__", repr(prerelax)) if prerelax else None,
+        band_gap_model=band_gap_model.name if band_gap_model is not None else None,
     )
     key = settings.key()
     rows: dict[str, dict[str, Any]] = {}
@@ -349,6 +361,8 @@ def screen(
 
     def finish(cand: Candidate, result: relaxation.RelaxResult | None, failure: str | None = None) -> None:
         row = _score(cand, result, pot_obj, stab, settings, failure) | prerelaxed.get(cand.id, {})
+        if band_gap_model is not None and row.get("final_structure"):
+            row |= predict_band_gap(band_gap_model, Structure.from_dict(row["final_structure"]))
         _save(out, cand, key, row)
         rows[cand.id] = _jsonable(row)
         if progress:
@@ -397,6 +411,8 @@ def screen(
                 finish(runnable[i0 + j], res)
 
     ordered = [rows[c.id] for c in cands]
+    for row in ordered:
+        row["meets_band_gap"] = in_window(row.get("band_gap"), band_gap_window)
     batch_flags(ordered, references, stable_threshold)
     provenance = pot_obj.provenance if pot_obj else _provenance_from_rows(ordered)
     report = ScreenReport(
@@ -420,6 +436,23 @@ def screen(
     return report
 
 
+def predict_band_gap(model: Any, structure: Structure) -> dict[str, Any]:
+    """The band-gap columns of one relaxed structure (a failed prediction is noted, not fatal)."""
+    try:
+        pred = model.predict([structure])[0]
+    except Exception as exc:  # the row keeps its energies; the gap is reported missing with the cause
+        return {"band_gap": None, "band_gap_std": None, "band_gap_failure": f"{type(exc).__name__}: {exc}"}
+    return {"band_gap": round(pred.band_gap, 4), "band_gap_std": round(pred.band_gap_std, 4)}
+
+
+def in_window(value: float | None, window: tuple[float | None, float | None] | None) -> bool | None:
+    """Whether a value lies in ``window`` (None when there is no window or no value)."""
+    if window is None or value is None:
+        return None
+    lo, hi = window
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
 def _provenance_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     pairs = sorted({(r.get("potential"), r.get("checkpoint")) for r in rows if r.get("potential")})
     return {"potentials": [{"potential": p, "checkpoint": c} for p, c in pairs]}
@@ -429,7 +462,13 @@ def batch_flags(rows: list[dict[str, Any]], references: Sequence[Structure] | No
     """Add rank, stable, unique, novel, sun to rows in place (uniqueness favours lower e_hull)."""
     ok = [r for r in rows if r.get("status") in relaxation.OK_STATUSES and r.get("final_structure")]
     score = "e_hull" if all(r.get("e_hull") is not None for r in ok) else "energy_per_atom"
-    ok.sort(key=lambda r: (r.get(score) is None, r.get(score) if r.get(score) is not None else 0.0))
+    ok.sort(
+        key=lambda r: (
+            r.get("meets_band_gap") is False,
+            r.get(score) is None,
+            r.get(score) if r.get(score) is not None else 0.0,
+        )
+    )
     structures = [Structure.from_dict(r["final_structure"]) for r in ok]
     uniq = checks.unique_flags(structures)
     novel = checks.novel_flags(structures, references) if references is not None else [None] * len(ok)
@@ -546,11 +585,32 @@ def screen_command(
     limit: int | None = None,
     threads: int | None = 1,
     prerelax: Callable[[Structure], Structure] | None = None,
+    band_gap: bool = True,
+    band_gap_min: float | None = None,
+    band_gap_max: float | None = None,
 ) -> ScreenReport:
-    """CLI body for ``xtalagent screen SOURCE -o OUT`` (wrap with typer; prints a short summary)."""
+    """CLI body for ``xtalagent screen SOURCE -o OUT`` (wrap with typer; prints a short summary).
+
+    ``band_gap`` adds the shipped band-gap model's prediction to every row (skipped, with a note,
+    when the model is absent); ``band_gap_min``/``band_gap_max`` (eV) add ``meets_band_gap``.
+    """
     from xtalagent.tools.potentials import limit_threads
 
     limit_threads(threads)
+    window = None
+    if band_gap_min is not None or band_gap_max is not None:
+        if not band_gap:
+            raise InputError("a band-gap window needs the band-gap model (drop --no-band-gap)")
+        if band_gap_min is not None and band_gap_max is not None and band_gap_min > band_gap_max:
+            raise InputError(f"band-gap window is empty: minimum {band_gap_min} > maximum {band_gap_max}")
+        window = (band_gap_min, band_gap_max)
+    gap_model = None
+    if band_gap:
+        from xtalagent.tools.band_gap import default_band_gap_model
+
+        gap_model = default_band_gap_model()
+        if gap_model is None and window is not None:
+            raise InputError("a band-gap window was given but no band-gap model is installed")
     refs = None
     if references is not None:
         refs = [c.structure for c in read_candidates(references) if c.structure is not None]
@@ -572,6 +632,8 @@ def screen_command(
         phonons=phonons,
         limit=limit,
         prerelax=prerelax,
+        band_gap_model=gap_model,
+        band_gap_window=window,
     )
     ok = report.n_candidates - report.n_failed
     prov = report.provenance
@@ -583,4 +645,9 @@ def screen_command(
     print(f"stable (e_hull <= {checks.STABLE_E_HULL} eV/atom): {stable}/{ok}; S.U.N. rate: {report.sun_rate}")
     for system, entry in sorted(report.symmetry_by_system.items()):
         print(f"  {system}: space group kept {entry['kept']}/{entry['n']}")
+    if gap_model is not None:
+        line = f"band gaps (PBE level) by {gap_model.name}"
+        if window is not None:
+            line += f"; in the window: {sum(bool(r.get('meets_band_gap')) for r in report.rows)}/{ok}"
+        print(line)
     return report
