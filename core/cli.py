@@ -442,6 +442,31 @@ def screen(
     )
 
 
+@app.command("properties")
+def properties(
+    source: Annotated[Path, typer.Argument(help="folder of CIFs (searched recursively), a .cif, or a CSV with 'cif'")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write")] = Path("properties.csv"),
+    potential: Annotated[
+        str, typer.Option(help="auto (MatterSim if present, else CHGNet), chgnet, mattersim")
+    ] = "auto",
+    checkpoint: Annotated[str | None, typer.Option(help="potential checkpoint path or name")] = None,
+    band_gap_model: Annotated[Path | None, typer.Option(help="band-gap model folder (default: shipped)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
+) -> None:
+    """PBE band gap (± spread) and formation energy of crystals as given (no relaxation), one CSV."""
+    from xtalagent.tools.potentials import limit_threads
+    from xtalagent.tools.properties import properties_command
+
+    limit_threads(threads)
+    frame = properties_command(
+        source=source, output=output, potential=potential, checkpoint=checkpoint, band_gap_model=band_gap_model
+    )
+    skipped = int(frame["reason"].notna().sum())
+    out.print(f"[green]{len(frame) - skipped}/{len(frame)}[/] crystals -> {output}")
+    if skipped:
+        out.print(f"{skipped} with a problem (see the 'reason' column)")
+
+
 @app.command("design")
 def design(
     prompt: Annotated[str, typer.Argument(help='the request in words, e.g. "a stable Ti-O compound, band gap ~3 eV"')],
