@@ -42,7 +42,7 @@ from xtalagent.records import SymmetryConstraint
 from xtalagent.symmetry import crystal_system, spacegroup_symbol
 
 #: Bumped when a stage's cached output changes meaning.
-PIPELINE_VERSION: int = 4  # 2: composition classifier; 3: ratio classifier; 4: band gap, known phases
+PIPELINE_VERSION: int = 5  # 2: classifier; 3: ratio classifier; 4: band gap, known phases; 5: C1-weighted slots
 #: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
 #: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
 GENERAL_DIFFUSION_CHECKPOINT: str = config.DIFFUSION_CHECKPOINTS[0]
@@ -261,9 +261,24 @@ def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
     )
 
 
+def slot_order(n_constraints: int, slot: int) -> int:
+    """Index of the constraint that structure number ``slot`` (0-based) realises.
+
+    Every other structure goes to the best constraint, the others take turns: C1 C2 C1 C3 C1 C4 ...
+    The best group is right far more often than any runner-up (MP val, formula requests: top-1
+    67-70 %, the next four 16-20 % together; elements-only 30-36 % against 28 %), and one diffusion sample
+    matches the true structure about 60 % of the time given the right constraint, so a second and
+    third sample of C1 buys more than a first sample of C5, while C2.. still get tried.
+    """
+    if n_constraints == 1 or slot % 2 == 0:
+        return 0
+    return 1 + (slot // 2) % (n_constraints - 1)
+
+
 def slots_for(constraints: list[ConstraintChoice], n: int, start: int = 0) -> list[ConstraintChoice]:
-    """Which constraint each of ``n`` new structures realises: round-robin from the best."""
-    return [constraints[(start + i) % len(constraints)] for i in range(n)]
+    """Which constraint each of ``n`` new structures realises (see :func:`slot_order`); ``start``
+    continues an earlier round ("20 more")."""
+    return [constraints[slot_order(len(constraints), start + i)] for i in range(n)]
 
 
 def generate_structures(
@@ -460,13 +475,14 @@ def known_phases(
     return sorted(hits, key=key)[:limit]
 
 
-def load_band_gap_model(settings: DesignSettings) -> Any | None:
-    """The shipped band-gap model, or None when switched off or not installed."""
+def load_band_gap_model(settings: DesignSettings, potential: Any = None) -> Any | None:
+    """The shipped band-gap model, or None when switched off or not installed. A loaded CHGNet
+    potential lends it its network, so the features cost no second copy of CHGNet."""
     if not settings.band_gap:
         return None
     from xtalagent.tools.band_gap import default_band_gap_model
 
-    return default_band_gap_model()
+    return default_band_gap_model(chgnet=potential if getattr(potential, "name", None) == "chgnet" else None)
 
 
 def screen_structures(
@@ -505,7 +521,7 @@ def screen_structures(
     pot = potential or settings.potential
     if not isinstance(pot, Potential):
         pot = load_potential(str(pot), settings.potential_checkpoint)
-    gap_model = load_band_gap_model(settings)
+    gap_model = load_band_gap_model(settings, pot)
     gap_window = wish_window(request.band_gap, settings.band_gap_window)
     common = dict(
         potential=pot,

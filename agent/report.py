@@ -90,11 +90,11 @@ def band_gap_sentence(run: DesignRun) -> str:
         )
     m = run.band_gap_metrics
     error = ""
-    if m.get("test_mae") is not None:
-        error = f" (measured: MAE {m['test_mae']:.2f} eV"
-        if m.get("test_metal_accuracy") is not None:
-            error += f", metal/non-metal right {100 * m['test_metal_accuracy']:.0f} %"
-        error += f" on {m.get('test_n', '?')} MP test crystals)"
+    if m.get("mae") is not None:
+        error = f" (measured: MAE {m['mae']:.2f} eV"
+        if m.get("metal_accuracy") is not None:
+            error += f", metal/non-metal right {100 * m['metal_accuracy']:.0f} %"
+        error += f" on {m.get('n', '?')} MP {m.get('split', 'test')} crystals as given)"
     return (
         f"Band gaps were predicted by {run.band_gap_model}{error}, ± the ensemble's spread. They are PBE-level "
         "gaps, as in the Materials Project: PBE underestimates measured gaps (TiO2: about 2 eV against about "

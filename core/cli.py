@@ -39,6 +39,8 @@ structures_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(constraints_app, name="constraints")
 app.add_typer(structures_app, name="structures")
+eval_app = typer.Typer(help="End-to-end benchmarks of the whole pipeline.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -125,6 +127,9 @@ def constraints_predict(
         bool,
         typer.Option(help="let known crystals (both stages) and the composition and ratio classifiers (stage 1) vote"),
     ] = True,
+    variant: Annotated[
+        str, typer.Option(help="release: the prior hears every known crystal; eval: the train split only")
+    ] = "release",
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
     from rich.progress import track
@@ -140,7 +145,7 @@ def constraints_predict(
     check_output_file(output)
     replaced = output.exists()
     with exclusive_output(output):
-        predictor = load_predictor(model, endpoint, use_prior=prior)
+        predictor = load_predictor(model, endpoint, use_prior=prior, variant=variant)
         n_errors = 0
         with atomic_path(output) as tmp, open(tmp, "w") as handle:
             for item in track(items, description="predicting", console=console):
@@ -411,6 +416,13 @@ def screen(
     ),
     prerelax: Annotated[bool, typer.Option("--prerelax", help="LEGO descriptor pre-relaxation first")] = False,
     prerelax_reference: Annotated[Path | None, typer.Option(help="reference structures/dataset for --prerelax")] = None,
+    band_gap: Annotated[
+        bool, typer.Option("--band-gap/--no-band-gap", help="predict PBE band gaps with the shipped model")
+    ] = True,
+    band_gap_min: Annotated[float | None, typer.Option(help="band-gap window, lower end (eV): adds meets_band_gap")] = (
+        None
+    ),
+    band_gap_max: Annotated[float | None, typer.Option(help="band-gap window, upper end (eV)")] = None,
 ) -> None:
     """Relax candidates with an ML potential, score stability, check and rank them. Re-runs skip finished ones."""
     from xtalagent.tools.screen import screen_command
@@ -439,6 +451,9 @@ def screen(
         threads=threads,
         prerelax=hook,
         optimizer=optimizer,
+        band_gap=band_gap,
+        band_gap_min=band_gap_min,
+        band_gap_max=band_gap_max,
     )
 
 
@@ -487,6 +502,25 @@ def design(
     model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
+    known_phases: Annotated[
+        int, typer.Option(help="known phases of the chemistry relaxed beside the candidates (0: none)", min=0, max=50)
+    ] = 8,
+    band_gap: Annotated[
+        bool, typer.Option("--band-gap/--no-band-gap", help="predict band gaps with the shipped model")
+    ] = True,
+    band_gap_window: Annotated[
+        float, typer.Option(help="eV either side of a bare band-gap value ('near 3 eV') that counts as met")
+    ] = 0.5,
+    formation_energy_window: Annotated[
+        float, typer.Option(help="eV/atom either side of a bare formation-energy value that counts as met")
+    ] = 0.1,
+    band_gap_offset: Annotated[
+        float,
+        typer.Option(help="read the band-gap wish as a measured gap: subtract this (eV) to get the PBE target"),
+    ] = 0.0,
+    variant: Annotated[
+        str, typer.Option(help="release: every known crystal informs the run; eval: train split only (benchmarks)")
+    ] = "release",
 ) -> None:
     """Run the whole pipeline on a design request in plain words: ranked CIFs, summary and report.md."""
     from xtalagent.agent.commands import NeedsAnswer, design_command
@@ -495,13 +529,95 @@ def design(
 
     limit_threads(threads)
     settings = DesignSettings(
-        top_k=top_k, sampler=sampler, prerelax=prerelax, potential=potential, relax_max_steps=relax_steps, seed=seed
+        top_k=top_k,
+        sampler=sampler,
+        prerelax=prerelax,
+        potential=potential,
+        relax_max_steps=relax_steps,
+        seed=seed,
+        known_phases=known_phases,
+        band_gap=band_gap,
+        band_gap_window=band_gap_window,
+        formation_energy_window=formation_energy_window,
+        band_gap_offset=band_gap_offset,
+        variant=variant,
     )
     try:
         design_command(prompt, output, n=n, settings=settings, endpoint=endpoint, model=model, console=console)
     except NeedsAnswer as exc:
         console.print(f"[yellow]question:[/] {exc}")
         raise typer.Exit(2) from None
+
+
+@eval_app.command("design")
+def eval_design(
+    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build' with a 'test' split")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for run folders and the JSON")] = Path(
+        "runs/eval-design"
+    ),
+    pattern: Annotated[str, typer.Option(help="formula (cell formula) or elements")] = "formula",
+    prop: Annotated[str, typer.Option("--property", help="formation_energy or band_gap")] = "formation_energy",
+    reference: Annotated[
+        str, typer.Option(help="model (the pipeline), random (unconstrained baseline) or true (true constraints)")
+    ] = "model",
+    n: Annotated[int, typer.Option("-n", help="test requests (seeded)", min=1)] = 50,
+    candidates: Annotated[int, typer.Option(help="candidates per request", min=1, max=50)] = 5,
+    seed: Annotated[int, typer.Option()] = 0,
+    relax_steps: Annotated[int, typer.Option(help="relaxation steps", min=1)] = config.DESIGN_RELAX_MAX_STEPS,
+    shard: Annotated[str, typer.Option(help="I/M: run every M-th request starting at I (split a run over cores)")] = (
+        "0/1"
+    ),
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = 1,
+    results: Annotated[Path | None, typer.Option(help="folder for the JSON (default: --output)")] = None,
+) -> None:
+    """Design rounds on MP test crystals as users run them: hit rate, composition precision, S.U.N., rediscovery."""
+    from rich.progress import Progress
+    from xtalagent.errors import InputError
+    from xtalagent.eval.design_benchmark import DesignBenchSettings, run_benchmark
+    from xtalagent.tools.potentials import limit_threads
+
+    choices = {"pattern": ("formula", "elements"), "property": ("formation_energy", "band_gap"),
+               "reference": ("model", "random", "true")}  # fmt: skip
+    for name, value in (("pattern", pattern), ("property", prop), ("reference", reference)):
+        if value not in choices[name]:
+            raise InputError(f"--{name} must be one of {', '.join(choices[name])}, not {value!r}")
+    if reference != "model" and pattern != "formula":
+        raise InputError("the random and true references need cell-formula requests (--pattern formula)")
+    try:
+        index, count = (int(x) for x in shard.split("/"))
+        if not 0 <= index < count:
+            raise ValueError
+    except ValueError:
+        raise InputError(f"--shard must look like I/M with 0 <= I < M, not {shard!r}") from None
+    if not dataset.is_file():
+        raise InputError(f"{dataset}: no such dataset (build one with 'xtalagent data build')")
+    limit_threads(threads)
+    settings = DesignBenchSettings(
+        dataset=dataset,
+        out=output,
+        pattern=pattern,  # type: ignore[arg-type]
+        prop=prop,  # type: ignore[arg-type]
+        reference=reference,  # type: ignore[arg-type]
+        n_requests=n,
+        candidates=candidates,
+        seed=seed,
+        relax_steps=relax_steps,
+        shard=(index, count),
+        results=results,
+    )
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("design requests", total=None)
+        result = run_benchmark(settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    summary = result["summary"]
+    table = Table(title=f"{pattern} + {prop}, {reference} constraints ({result['variant'].split(' ')[0]} variant)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        if key != "refusals":
+            table.add_row(key, str(value))
+    out.print(table)
+    out.print(f"property proxy: {result['property_proxy']}")
+    out.print(f"-> {result['path']}")
 
 
 @app.command("chat")

@@ -68,6 +68,7 @@ class DesignBenchSettings:
     seed: int = 0
     relax_steps: int = config.DESIGN_RELAX_MAX_STEPS
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th request
+    results: Path | None = None  # folder of the JSON (default: ``out``)
 
 
 @dataclass
@@ -195,7 +196,12 @@ def run_request(
     request = parsed.request.model_copy(update={"n_candidates": settings.candidates})
     sampler = "pyxtal" if settings.reference == "random" else "auto"
     design = DesignSettings(
-        variant="eval", known_phases=0, relax_max_steps=settings.relax_steps, seed=settings.seed, sampler=sampler
+        variant="eval",
+        known_phases=0,  # reference rows are for people; they change no figure here
+        band_gap=settings.prop == "band_gap",  # the gap model is needed only to score band-gap requests
+        relax_max_steps=settings.relax_steps,
+        seed=settings.seed,
+        sampler=sampler,
     )
     predictor = {"model": model, "random": RandomConstraints(settings.seed), "true": TrueConstraints(record)}[
         settings.reference
@@ -303,7 +309,9 @@ def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any
     name = f"design_e2e_{settings.pattern}_{settings.prop}_{settings.reference}"
     if settings.shard[1] > 1:
         name += f"_shard{settings.shard[0]}of{settings.shard[1]}"
-    write_json_atomic(settings.out / f"{name}.json", result)
+    path = (settings.results or settings.out) / f"{name}.json"
+    result["path"] = str(path)
+    write_json_atomic(path, result)
     return result
 
 

@@ -64,6 +64,21 @@ def test_candidates_meeting_every_wish_rank_first_then_by_e_hull() -> None:
     assert [r["design_rank"] for r in rows if r["id"] != "D"] == [3, 2, 1]
 
 
+def test_structures_go_to_the_best_constraint_every_other_slot() -> None:
+    from xtalagent.agent.pipeline import slot_order
+
+    assert [slot_order(5, i) for i in range(10)] == [0, 1, 0, 2, 0, 3, 0, 4, 0, 1]
+    assert [slot_order(1, i) for i in range(3)] == [0, 0, 0]
+    assert [slot_order(5, i) for i in range(5, 8)] == [3, 0, 4]  # "5 more" continues the same order
+
+
+def test_a_cell_formula_states_its_own_size() -> None:
+    big = DesignRequest(formula="Li4Fe4P4O16")
+    assert big.max_atoms == 28
+    with pytest.raises(ValueError, match="more than the limit of 20"):  # a stated limit still holds
+        DesignRequest(formula="Li4Fe4P4O16", max_atoms=20)
+
+
 def test_known_phases_hold_every_split_for_users_and_train_only_for_benchmarks() -> None:
     release = known_phases(DesignRequest(composition="TiO2"), "release", limit=50)
     assert release and {k.reduced_formula for k in release} == {"TiO2"}
@@ -104,7 +119,7 @@ def test_report_names_the_band_gap_model_and_shows_known_phases(tmp_path) -> Non
          "final_spacegroup": 141, "e_form": -3.5, "e_hull": 0.0, "band_gap": 2.1, "band_gap_std": 0.1,
          "db_formation_energy": -3.51, "db_e_hull": 0.006, "db_band_gap": 2.05, "meets_band_gap": False}
     ]  # fmt: skip
-    run.band_gap_model, run.band_gap_metrics = "test model", {"test_mae": 0.3, "test_n": 500}
+    run.band_gap_model, run.band_gap_metrics = "test model", {"mae": 0.3, "n": 500, "split": "test"}
     run.screen_summary = {"provenance": {"potential": "chgnet", "checkpoint": "0.3.0"}, "stable_threshold": 0.1}
     text = report_text(run)
     assert "test model" in text and "MAE 0.30 eV" in text and "PBE" in text and "--band-gap-offset" in text
@@ -135,3 +150,58 @@ def test_design_shows_known_phases_and_checks_the_band_gap(tmp_path) -> None:
         assert relaxed["band_gap"].notna().all() and (relaxed["band_gap_std"] >= 0).all()
         assert relaxed["meets_band_gap"].notna().all()
         assert run.band_gap_model and run.band_gap_model in (out / "report.md").read_text()
+
+
+# --- the new options and the end-to-end benchmark, through the CLI itself ---------------------------------
+@pytest.fixture(scope="module")
+def test_split_dataset(tmp_path_factory) -> Path:
+    """The shipped fixture crystals with two small ones moved to a 'test' split."""
+    import pandas as pd
+    from xtalagent.data import build_dataset
+
+    folder = tmp_path_factory.mktemp("e2e")
+    frame = pd.read_csv(Path(__file__).parent / "fixtures" / "crystals.csv")
+    small = frame.sort_values("n_sites").index[:2]
+    frame.loc[small, "split"] = "test"
+    frame.to_csv(folder / "crystals.csv", index=False)
+    out = folder / "crystals.parquet"
+    build_dataset([folder / "crystals.csv"], out, workers=1, progress=False)
+    return out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["design", "TiO2", "--variant", "everything"], "variant"),
+        (["design", "TiO2", "--band-gap-window", "0"], "band_gap_window"),
+        (["screen", "tests/fixtures/cifs", "--band-gap-min", "3", "--band-gap-max", "1"], "window is empty"),
+        (["eval", "design", "missing.parquet"], "no such dataset"),
+        (["eval", "design", "missing.parquet", "--pattern", "ratio"], "--pattern must be one of"),
+        (["eval", "design", "missing.parquet", "--pattern", "elements", "--reference", "true"], "cell-formula"),
+        (["eval", "design", "missing.parquet", "--shard", "2/2"], "--shard"),
+    ],
+)
+def test_new_options_refuse_bad_values_in_one_line(tmp_path, capsys, args, message) -> None:
+    from xtalagent.cli import main
+
+    assert main([*args, "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_design_through_the_cli(tmp_path, test_split_dataset, capsys) -> None:
+    """True constraints on a known test crystal: the run names its variant and proxy, counts every
+    candidate, and finds the crystal again (rediscovery)."""
+    import json
+
+    from xtalagent.cli import main
+
+    args = ["eval", "design", str(test_split_dataset), "-o", str(tmp_path), "-n", "2", "--candidates", "2"]
+    assert main([*args, "--reference", "true", "--relax-steps", "5"]) == 0
+    result = json.loads((tmp_path / "design_e2e_formula_formation_energy_true.json").read_text())
+    summary = result["summary"]
+    assert result["variant"].startswith("eval") and "chgnet" in result["property_proxy"].lower()
+    assert summary["requests"] == 2 and summary["refused"] == 0 and summary["candidates_relaxed"] >= 2
+    assert summary["composition_precision"] == 1.0 and summary["rediscovery_rate"] > 0
+    assert "rediscovery_rate" in capsys.readouterr().out

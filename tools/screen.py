@@ -442,6 +442,8 @@ def predict_band_gap(model: Any, structure: Structure) -> dict[str, Any]:
         pred = model.predict([structure])[0]
     except Exception as exc:  # the row keeps its energies; the gap is reported missing with the cause
         return {"band_gap": None, "band_gap_std": None, "band_gap_failure": f"{type(exc).__name__}: {exc}"}
+    if not (np.isfinite(pred.band_gap) and np.isfinite(pred.band_gap_std)):
+        return {"band_gap": None, "band_gap_std": None, "band_gap_failure": "the model could not featurise it"}
     return {"band_gap": round(pred.band_gap, 4), "band_gap_std": round(pred.band_gap_std, 4)}
 
 
@@ -608,7 +610,7 @@ def screen_command(
     if band_gap:
         from xtalagent.tools.band_gap import default_band_gap_model
 
-        gap_model = default_band_gap_model()
+        gap_model = default_band_gap_model()  # loads its own CHGNet: screening may use another potential
         if gap_model is None and window is not None:
             raise InputError("a band-gap window was given but no band-gap model is installed")
     refs = None
