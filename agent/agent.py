@@ -3,7 +3,9 @@
 Works with any langchain-core chat model that supports ``bind_tools`` — the offline model
 (:mod:`xtalagent.agent.offline_model`) or an OpenAI-compatible endpoint (vLLM). Every number in a
 final answer must come from a tool result or the user's words; numbers that do not are flagged in
-the answer itself (:func:`unsupported_numbers`), whichever model wrote it.
+the answer itself (:func:`unsupported_numbers`), whichever model wrote it. The text of xtalagent's
+own checks that an answer quotes (the offline parser's refusal "space group 999 does not exist
+(valid: 1-230)", under ``response_metadata[SYSTEM_TEXT]``) counts as a tool result.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage, messages_to_dict
 from xtalagent import config
+from xtalagent.agent.offline_model import SYSTEM_TEXT
 from xtalagent.agent.session import DesignSession
 from xtalagent.agent.tools import build_tools, run_tool_call
 from xtalagent.io import write_json_atomic, write_text_atomic
@@ -102,6 +105,8 @@ class DesignAgent:
 
     def _answer(self, text: str, turn_start: int) -> str:
         sources = [str(m.content) for m in self.messages if isinstance(m, ToolMessage | HumanMessage)]
+        checks = getattr(self.messages[-1], "response_metadata", {}).get(SYSTEM_TEXT) or []
+        sources += [str(t) for t in checks]
         bad = unsupported_numbers(text, sources)
         if bad:
             text += (

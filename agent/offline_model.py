@@ -4,7 +4,10 @@ It plays the part a tool-calling LLM plays (``bind_tools``, then ``invoke`` retu
 with tool calls or a final answer), so the agent loop, the transcript and the tests are the same
 for both. It is stateless: each reply is derived from the message history alone — the previous
 request is the last ``propose_constraints`` call, the stages already run this turn are the tool
-calls after the last user message. Its answers quote only numbers found in tool results.
+calls after the last user message. Its answers quote only numbers found in tool results, or in
+xtalagent's own checks of the request (a refusal such as "space group 999 does not exist (valid:
+1-230)"): those texts travel with the answer in ``response_metadata[SYSTEM_TEXT]`` so the agent's
+number check treats them like a tool result.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _EXPLAIN = re.compile(
     r"(?:\b(?:candidate|rank|number|no\.?)\s*#?\s*(\d+)\b|#(\d+)\b|\b(S\d{3})\b)",
     re.IGNORECASE,
 )
+SYSTEM_TEXT = "xtalagent_system_text"  # response_metadata key: texts of xtalagent's own checks quoted in the answer
+
 _MORE = re.compile(r"\b(?:more|another|again|additional|extra)\b", re.IGNORECASE)
 _LOOKUP = re.compile(r"\b(?:known|already exist\w*|look ?up|existing|reported|what exists)\b", re.IGNORECASE)
 
@@ -73,11 +78,12 @@ class OfflineDesignModel(BaseChatModel):
         if _LOOKUP.search(text):
             return self._lookup(text, previous, results)
         parsed = parse_request(text, previous)
+        checks = [t for t in (parsed.error, *parsed.questions, *parsed.not_understood) if t]
         if parsed.error:
-            return AIMessage(content=f"I cannot run this request: {parsed.error}")
+            return _system_answer(f"I cannot run this request: {parsed.error}", checks)
         if parsed.questions or parsed.request is None:
             note = _not_understood(parsed.not_understood)
-            return AIMessage(content=" ".join(parsed.questions) + note)
+            return _system_answer(" ".join(parsed.questions) + note, checks)
         request = parsed.request
         if previous is not None and _same_but_count(request, previous):
             if not _MORE.search(text):  # nothing in the words changes the request: do not act on it
@@ -118,6 +124,11 @@ class OfflineDesignModel(BaseChatModel):
         if not results:
             return self._plan(["lookup_known_materials"], [args], results, text, previous)
         return AIMessage(content=lookup_answer(_payload(results[0][1])))
+
+
+def _system_answer(content: str, checks: list[str]) -> AIMessage:
+    """An answer that quotes the parser's own words (its refusal, questions, notes)."""
+    return AIMessage(content=content, response_metadata={SYSTEM_TEXT: checks})
 
 
 def previous_request(messages: Sequence[BaseMessage]) -> DesignRequest | None:

@@ -45,13 +45,16 @@ Band gap (eV)
     * "band gap around 3 eV" -> value 3 (tolerance None); "2.5 ± 0.3 eV", "2.5 +/- 0.3 eV",
       "2.5 eV plus or minus 300 meV" -> value 2.5, tolerance 0.3; "gap of 1500 meV" -> 1.5.
     * "between 1 and 2 eV", "from 1 to 2 eV", "1-2 eV" -> minimum 1, maximum 2.
-    * "above/over/at least/greater than/more than/>/>=/≥ 2 eV", "2 eV or more" -> minimum;
-      "below/under/at most/less than/up to/</<=/≤ 2 eV", "2 eV or less" -> maximum. Strict and
-      non-strict comparisons are treated alike. A second bound joins the first: "band gap above 1
+    * "above/over/at least/greater than/more than/>/>=/≥ 2 eV", "greater than or equal to 2 eV",
+      "2 eV or more" -> minimum; "below/under/at most/less than/up to/</<=/≤ 2 eV", "less than or
+      equal to 2 eV", "2 eV or less" -> maximum. Strict and non-strict comparisons are treated alike. A second bound joins the first: "band gap above 1
       and below 2 eV".
     * A number with the unit before the keyword also works: "a 3 eV band gap", "≥2 eV gap".
-    * Keywords: band gap, bandgap, band-gap, gap, E_g / Eg (case-sensitive).
-    * Without a unit the number is taken in eV.
+    * Keywords: band gap, bandgap, band-gap, gap, E_g / Eg (case-sensitive); "GaP" is gallium
+      phosphide, never the keyword.
+    * Without a unit the number is taken in eV. Numbers may be written "1e3".
+    * A negative band gap ("a band gap of -2 eV", "above -1 eV") or one above 20 eV is an ``error``
+      naming the value (the limits are checked by :class:`DesignRequest` itself).
     * Words: "wide-gap", "wide/large band gap", "insulator"/"insulating" -> minimum 3.0;
       "narrow/small gap" -> maximum 1.0; "metallic", "a metal", "zero band gap", "gapless", "no
       band gap" -> value 0.0 with maximum 0.1. These only apply when no number is given for the
@@ -68,6 +71,7 @@ Formation energy (eV/atom)
     * Units eV/atom or meV/atom; "eV" without "/atom" and a bare number are taken as eV/atom (an
       energy per cell makes no sense in a request); positive values are allowed.
     * "negative formation energy" -> maximum 0.0.
+    * Values outside -10 to 5 eV/atom are an ``error`` naming the value.
 
 Stability
     "stable", "thermodynamically stable", "on the (convex) hull", "zero energy above hull",
@@ -97,16 +101,21 @@ Elements to exclude
 
 Size
     "at most 12 atoms", "no more than 12 atoms per cell", "up to 8 atoms in the unit cell", "≤ 12
-    atoms", "max 12 atoms", "12 atoms or fewer", "number of atoms <= 12" -> ``max_atoms`` 12;
-    strict words ("fewer than 13 atoms", "< 13 atoms") -> 12; a bare count ("a 5-atom cell", "12
+    atoms", "max 12 atoms", "max. 12 atoms", "12 atoms or fewer", "12 or fewer atoms", "less than or
+    equal to 12 atoms", "not exceeding 12 atoms", "number of atoms <= 12", "atoms <= 12" ->
+    ``max_atoms`` 12; strict words ("fewer than 13 atoms", "< 13 atoms", "atoms below 13") -> 12; a bare count ("a 5-atom cell", "12
     atoms per cell", "with 12 atoms") is read as the maximum too; "exactly 12 atoms" -> 12 and a
     note. Lower bounds ("at least 12 atoms") cannot be requested: ``not_understood``.
 
 Number of candidates
     "give me 20 candidates", "10 structures", "generate 5 crystals", "5 cubic ones", "20 more",
-    "another 5", "top 5", "n=20", "-n 20", "a dozen structures", "five candidates" ->
-    ``n_candidates``. Only numbers in front of such a noun (or after give/generate/propose/...)
-    count; atom counts, space groups and property numbers are taken by their own readers first.
+    "another 5", "top 5", "n=20", "-n 20", "a dozen structures", "half a dozen candidates" (6),
+    "five candidates", "10 of them", and "a dozen" on its own -> ``n_candidates``. Only numbers in
+    front of such a noun (or after give/generate/propose/...) count; atom counts, space groups and
+    property numbers are taken by their own readers first, and a list of space-group numbers stops
+    before a number that belongs to another setting ("space group 221, 5 candidates").
+    A count or size equal to the default is still recorded as stated (``model_fields_set``), so
+    ``model_dump(exclude_defaults=True)`` shows it.
 
 Multi-turn refinement (``previous`` given)
     The new text modifies ``previous``; fields the text does not mention are kept.
@@ -127,7 +136,7 @@ Errors
     bigger than ``max_atoms``, two different values for one setting, an excluded element in the
     composition, "Fm-3m (221)") give ``error`` with one clear sentence and ``request=None``; so do
     unknown elements, impossible space groups and values outside the request's limits (more than
-    200 atoms, 0 candidates), and texts longer than ``MAX_TEXT_LENGTH`` characters. Pydantic
+    200 atoms, 0 candidates, a negative or absurd band gap or formation energy), and texts longer than ``MAX_TEXT_LENGTH`` characters. Pydantic
     validation errors are converted with :func:`validation_message`. Anything unexpected inside
     the parser is caught and returned as an ``error`` too.
 
@@ -261,7 +270,8 @@ _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "hundred": 100, "a hundred": 100, "a dozen": 12, "dozen": 12, "a single": 1, "a couple of": 2,
+    "hundred": 100, "a hundred": 100, "a dozen": 12, "dozen": 12, "half a dozen": 6, "a single": 1,
+    "a couple of": 2,
 }  # fmt: skip
 _NUMW = (
     r"(?:\d+|"
@@ -472,7 +482,7 @@ def _normalise(text: str) -> str:
 # Properties
 # ---------------------------------------------------------------------------------------------
 
-_NUM = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)"
+_NUM = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?"  # "1e3": read, then refused if absurd
 _QTY = re.compile(
     rf"\s*(?P<num>{_NUM})(?![\d.]*\d)\s*(?P<unit>(?i:m?ev)(?![a-z])(?P<per>(?i:\s*(?:/|per)\s*(?:atom|at)\b\.?|"
     r"\s*atom\s*\^?\s*-\s*1|\s*/\s*atom))?)?"
@@ -483,12 +493,14 @@ _OTHER_UNIT = re.compile(
 )
 _CMP_NEGATIVE = re.compile(r"\s*(?i:(?P<dir>more|less)\s+negative\s+than)\s*")
 _CMP_MIN = re.compile(
-    r"\s*(?i:>=|=>|>|at\s+least|no\s+(?:less|lower|smaller)\s+than|not\s+(?:less|lower|smaller)\s+than|"
+    r"\s*(?i:>=|=>|>|(?:greater|larger|higher|bigger|more)\s+than\s+or\s+equal\s+to|"
+    r"equal\s+to\s+or\s+(?:greater|larger|higher|bigger|more)\s+than|at\s+least|no\s+(?:less|lower|smaller)\s+than|not\s+(?:less|lower|smaller)\s+than|"
     r"not\s+below|not\s+under|(?:greater|larger|higher|bigger|wider|more)\s+than|above|over|exceeding|"
     r"in\s+excess\s+of|minimum(?:\s+of)?|min\b\.?|starting\s+(?:at|from)|from)\s*"
 )
 _CMP_MAX = re.compile(
-    r"\s*(?i:<=|=<|<|at\s+most|no\s+(?:more|greater|larger|higher|bigger)\s+than|"
+    r"\s*(?i:<=|=<|<|(?:less|lower|smaller|narrower)\s+than\s+or\s+equal\s+to|"
+    r"equal\s+to\s+or\s+(?:less|lower|smaller)\s+than|at\s+most|no\s+(?:more|greater|larger|higher|bigger)\s+than|"
     r"not\s+(?:more|greater|larger|higher|bigger)\s+than|not\s+above|not\s+over|not\s+exceeding|"
     r"(?:less|lower|smaller|narrower)\s+than|below|under(?!stood)|up\s+to|maximum(?:\s+of)?|max\b\.?)\s*"
 )
@@ -609,8 +621,9 @@ def _resolve_units(parts: dict, default: str | None) -> dict:
     return {k: _ev(q, q.unit or hint or fallback) for k, (q, hint) in parts.items()}
 
 
-_GAP_KW = (
-    r"(?:(?i:(?:electronic|optical|direct|indirect|fundamental)\s+)?(?i:band[\s_-]*gaps?|gaps?)|(?-i:E_?g(?:ap)?))"
+_GAP_KW = (  # "GaP" is gallium phosphide, not a gap
+    r"(?:(?i:(?:electronic|optical|direct|indirect|fundamental)\s+)?(?-i:(?!GaPs?\b))(?i:band[\s_-]*gaps?|gaps?)|"
+    r"(?-i:E_?g(?:ap)?))"
 )
 _FORM_KW = (
     r"(?:(?i:formation[\s_-]*(?:energy|energies|enthalpy|enthalpies)|(?:energy|enthalpy|heat)\s+of\s+formation)|"
@@ -1009,6 +1022,21 @@ def _read_elements(state: _State) -> None:
 # Symmetry, size, count
 # ---------------------------------------------------------------------------------------------
 
+# what a count of candidates is a count of ("10 candidates", "5 new structures")
+_COUNT_NOUN = (
+    r"(?:candidates?|structures?|crystals?|materials?|compounds?|options?|proposals?|suggestions?|designs?|"
+    r"results?|hits?|ones|examples?|samples?|variants?|polymorphs?|guesses|predictions?|phases)"
+)
+_COUNT_ADJ = (
+    r"(?:more|new|different|distinct|unique|other|possible|additional|extra|further|candidate|crystal|plausible|"
+    r"hypothetical|promising|good|best|top|diverse|random|such)"
+)
+# a number that belongs to another setting ("225, 10 candidates", "62 or 14, 8 atoms"): ends a list
+_OTHER_SETTING = (
+    rf"(?!\d|\.\d|\s*-?\s*(?i:(?:{_COUNT_ADJ}\s+)*{_COUNT_NOUN}\b|atoms?\b|m?ev\b|more\b|of\s+them\b|"
+    r"formula\s+units?\b|%|k\b))"
+)
+
 _EXCLUDED_AFTER = re.compile(
     r"(?i:\s*,?\s+(?:is\s+|are\s+)?(?:excluded|not\s+allowed|forbidden|not\s+wanted|disallowed)\b)"
 )
@@ -1032,7 +1060,7 @@ def _read_symmetry(state: _State) -> None:
         state.take(*m.span())
 
     # space groups by number, with optional negation
-    numlist = r"(?P<nums>\d+(?:\s*(?:,|or|and|/|&)\s*(?:#\s*)?\d+)*)"
+    numlist = rf"(?P<nums>\d+(?:\s*(?:,|or|and|/|&)\s*(?:#\s*)?\d+{_OTHER_SETTING})*)"
     kw = (
         r"(?i:space[\s_-]*groups?|spacegroups?|sg|spg|s\.g\.|groups?)"
         r"(?:\s*(?:#|(?i:no\b\.?|number|num\b\.?|nr\b\.?)|:|=|of|is))*\s*"
@@ -1142,14 +1170,22 @@ def _read_size(state: _State) -> None:
     rules = [
         (rf"(?i:\b(?:fewer|less)\s+than|<(?!=)|\bunder|\bbelow)\s*{n}{atoms}", -1),
         (
-            rf"(?i:\bat\s+most|\bno\s+more\s+than|\bnot\s+more\s+than|\bup\s+to|\bmax(?:imum)?(?:\s+of)?|<=|=<|"
-            rf"\bmaximally|\bwithin|\ba\s+maximum\s+of|\bat\s+max)\s*{n}{atoms}",
+            rf"(?i:\bat\s+most|\bno\s+more\s+than|\bnot\s+more\s+than|\bup\s+to|\bmax(?:imum)?\.?(?:\s+of)?|<=|=<|"
+            rf"\bmaximally|\bwithin|\ba\s+maximum\s+of|\bat\s+max|\b(?:less|fewer)\s+than\s+or\s+equal\s+to|"
+            rf"\bnot\s+exceeding|\bnot\s+to\s+exceed|\bnever\s+more\s+than|\bno\s+(?:larger|bigger|greater)\s+than)"
+            rf"\s*{n}{atoms}",
             0,
         ),
         (rf"(?<![\w.]){n}{atoms}(?i:\s*(?:or\s+(?:fewer|less)|max(?:imum)?|at\s+most|tops))\b", 0),
+        (rf"(?<![\w.]){n}(?i:\s+or\s+(?:fewer|less)){atoms}", 0),  # "12 or fewer atoms"
         (
             r"(?i:\b(?:number\s+of\s+atoms|atom\s+count|atoms\s+per\s+(?:unit\s+)?cell|max[_\s]atoms|cell\s+size)"
             r"\s*(?:(?P<cmp><=|=<|<|=|:|of|at\s+most|below|under|up\s+to|is|\s)\s*))(?P<n>\d+)\b",
+            0,
+        ),
+        (  # "atoms <= 12", "atoms per cell: at most 12", "atoms below 13"
+            rf"(?i:\batoms?(?:\s*{cell_words})?\s*(?P<cmp><=|=<|<|at\s+most|no\s+more\s+than|up\s+to|below|under|"
+            rf"fewer\s+than|less\s+than|max(?:imum)?\.?|:)\s*){n}\b(?!\s*(?i:m?ev|%|k\b))",
             0,
         ),
         (rf"(?i:\bexactly\s+){n}{atoms}", 0),
@@ -1162,7 +1198,9 @@ def _read_size(state: _State) -> None:
             value = _int_word(m.group("n"))
             if shift:
                 value += shift
-            elif m.groupdict().get("cmp") and m.group("cmp").strip() == "<":
+            elif m.groupdict().get("cmp") and re.fullmatch(
+                r"<|below|under|(?:fewer|less)\s+than", m.group("cmp").strip().lower()
+            ):
                 value -= 1
             if m.group(0).lower().startswith("exactly"):
                 state.note(m.start(), f"'{m.group(0).strip()}' (read as at most {value} atoms)")
@@ -1171,14 +1209,7 @@ def _read_size(state: _State) -> None:
 
 
 def _read_count(state: _State) -> None:
-    noun = (
-        r"(?:candidates?|structures?|crystals?|materials?|compounds?|options?|proposals?|suggestions?|designs?|"
-        r"results?|hits?|ones|examples?|samples?|variants?|polymorphs?|guesses|predictions?|phases)"
-    )
-    adj = (
-        r"(?:more|new|different|distinct|unique|other|possible|additional|extra|further|candidate|crystal|plausible|"
-        r"hypothetical|promising|good|best|top|diverse|random|such)"
-    )
+    noun, adj = _COUNT_NOUN, _COUNT_ADJ
     n = rf"(?P<n>{_NUMW})"
     gap = rf"(?:[\s{_X}-]|(?i:{adj})\b)*"
     rules = [
@@ -1190,6 +1221,8 @@ def _read_count(state: _State) -> None:
         rf"(?i:\banother\s+){n}\b",
         rf"(?i:\b(?:give|generate|propose|suggest|show|find|make|produce|create|return|list|output|want|need)"
         rf"\s+(?:me\s+|us\s+)?(?:another\s+|about\s+|around\s+)?){n}\b(?!\s*(?i:atoms?|ev|mev|%|k\b|elements?))",
+        rf"(?<![\w.-]){n}(?i:\s+of\s+(?:them|those|these|each|it))\b",  # "10 of them"
+        r"(?i:\b(?P<n>(?:half\s+)?a\s+dozen)\b)(?!\s*(?i:atoms?|ev|mev|%|k\b|elements?))",  # "TiO2, a dozen"
     ]
     for pattern in rules:
         for m in _finditer(state, re.compile(pattern)):
@@ -1352,7 +1385,9 @@ def _band_gap_from_words(state: _State) -> dict | None:
 
 def _merge(state: _State, previous: DesignRequest | None, composition: dict | None) -> dict:
     """Request fields: the text's findings on top of ``previous`` (see the module docstring)."""
-    data = previous.model_dump() if previous is not None else {}
+    # only what ``previous`` and the text state, so the request's ``model_fields_set`` tells stated
+    # settings ("10 candidates") from defaults
+    data = previous.model_dump(exclude_unset=True) if previous is not None else {}
     if composition is None and state.substitutions:
         composition = _substitute(state, data)
     if composition is not None:

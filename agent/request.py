@@ -6,9 +6,18 @@ only, so the two ways of understanding words stay interchangeable and testable o
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from xtalagent import config
 from xtalagent.composition import check_element, parse_counts
 from xtalagent.errors import InputError
@@ -16,6 +25,18 @@ from xtalagent.symmetry import check_spacegroup
 
 CrystalSystem = Literal["triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"]
 CRYSTAL_SYSTEMS: tuple[str, ...] = CrystalSystem.__args__  # type: ignore[attr-defined]
+
+# Plausible values a request may name: a band gap is never negative and no crystal's exceeds ~14 eV
+# (LiF); formation energies lie within about -4.5 (fluorides) and +4 eV/atom. Anything outside is a
+# typo or a unit mistake, and would only push the constraint model off its training range.
+PROPERTY_LIMITS: dict[str, tuple[float, float, str]] = {
+    "band_gap": (0.0, 20.0, "eV"),
+    "formation_energy": (-10.0, 5.0, "eV/atom"),
+}
+# Settings shown whenever the user stated them, even at their default value (see ``_keep_stated``).
+STATED_SETTINGS = ("stable", "max_atoms", "n_candidates")
+#: Largest cell formula a request may state without a stated atom limit (the diffusion model's cells).
+MAX_FORMULA_ATOMS: int = config.DIFFUSION_MAX_ATOMS
 
 
 class PropertyTarget(BaseModel):
@@ -28,10 +49,10 @@ class PropertyTarget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    value: float | None = None
-    tolerance: float | None = Field(default=None, ge=0)
-    minimum: float | None = None
-    maximum: float | None = None
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    tolerance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    minimum: float | None = Field(default=None, allow_inf_nan=False)
+    maximum: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> PropertyTarget:
@@ -140,15 +161,27 @@ class DesignRequest(BaseModel):
         both_sys = set(self.crystal_systems) & set(self.exclude_crystal_systems)
         if both_sys:
             raise InputError(f"crystal system(s) {sorted(both_sys)} both requested and excluded")
-        if self.band_gap is not None:
-            lo, hi = self.band_gap.bounds()
-            if hi is not None and hi < 0:
-                raise InputError("a band gap cannot be negative")
+        for name in PROPERTY_LIMITS:
+            _check_limits(name, getattr(self, name))
         if self.formula is not None:
             n = sum(parse_counts(self.formula).values())
+            if n > self.max_atoms and "max_atoms" not in self.model_fields_set and n <= MAX_FORMULA_ATOMS:
+                # a cell formula states its own size: the default limit (meant for ratios and
+                # element requests, where the model chooses the size) does not refuse it
+                self.__dict__["max_atoms"] = n
             if n > self.max_atoms:
                 raise InputError(f"formula {self.formula} has {n} atoms, more than the limit of {self.max_atoms}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _keep_stated(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """``exclude_defaults`` still shows the settings the user stated ("10 candidates", "at most 20 atoms")."""
+        data = handler(self)
+        if info.exclude_defaults and isinstance(data, dict):
+            for name in STATED_SETTINGS:
+                if name in self.model_fields_set and name not in data and not _excluded(name, info):
+                    data[name] = getattr(self, name)
+        return data
 
     def has_composition(self) -> bool:
         return any(getattr(self, n) is not None for n in ("formula", "composition", "elements"))
@@ -158,6 +191,28 @@ class DesignRequest(BaseModel):
             return list(self.elements)
         text = self.formula or self.composition
         return list(parse_counts(text)) if text else []
+
+
+def _check_limits(name: str, target: PropertyTarget | None) -> None:
+    """Refuse a target outside the plausible range of its property (a negative band gap, 1e308 eV)."""
+    if target is None:
+        return
+    low, high, unit = PROPERTY_LIMITS[name]
+    label = name.replace("_", " ")
+    for key in ("value", "minimum", "maximum"):
+        x = getattr(target, key)
+        if x is None:
+            continue
+        what = f"a {label} of {x:g} {unit}" if key == "value" else f"a {label} {key} of {x:g} {unit}"
+        if name == "band_gap" and x < 0:
+            raise InputError(f"{what} is impossible: a band gap cannot be negative")
+        if not low <= x <= high:
+            raise InputError(f"{what} is outside the plausible range {low:g} to {high:g} {unit}")
+
+
+def _excluded(name: str, info: SerializationInfo) -> bool:
+    include, exclude = info.include, info.exclude
+    return (include is not None and name not in include) or (exclude is not None and name in exclude)
 
 
 class ParseResult(BaseModel):

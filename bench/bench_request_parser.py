@@ -3,9 +3,14 @@
 Each line is ``{"text": ..., "expected": {...}}`` (DesignRequest fields, defaults left out),
 optionally with ``"previous": {...}`` for a multi-turn refinement, or ``"expected_questions": true``
 (correct when the parser asks back, without an error) or ``"expected_error": true`` (correct when
-it answers with an error). A request case is correct only on an exact match of the whole request.
+it answers with an error; ``"error_contains": "-2"`` also wants that text in the error). A request
+case is correct only on an exact match of the whole request; ``"not_understood": [...]`` also wants
+exactly that many leftovers, each containing its string (``[]``: nothing may be left over).
 
     python bench/bench_request_parser.py [--suite bench/request_suite.jsonl] [--out bench/results/request_parser.json]
+
+The results go to ``bench/results/request_parser.json`` for the default suite and to
+``request_parser_heldout.json`` for ``request_suite_heldout.jsonl`` (the suffix follows the suite).
 
 Prints the exact-match accuracy and every failure with what the parser said it did not
 understand, and writes the figures and failures as JSON.
@@ -33,7 +38,8 @@ def load_suite(path: Path = SUITE) -> list[dict]:
 def judge(case: dict, result: ParseResult) -> tuple[bool, str]:
     """(correct, what was expected) for one suite case."""
     if case.get("expected_error"):
-        return result.error is not None, "an error"
+        wanted = case.get("error_contains", "")
+        return result.error is not None and wanted in result.error, f"an error ({wanted!r})" if wanted else "an error"
     if case.get("expected_questions"):
         return bool(result.questions) and result.error is None, "a question"
     expected = DesignRequest.model_validate(case["expected"])
@@ -43,7 +49,13 @@ def judge(case: dict, result: ParseResult) -> tuple[bool, str]:
         and result.request is not None
         and result.request.model_dump() == expected.model_dump()
     )
-    return ok, json.dumps(expected.model_dump(exclude_defaults=True))
+    shown = json.dumps(expected.model_dump(exclude_defaults=True))
+    leftovers = case.get("not_understood")
+    if leftovers is not None:
+        ok = ok and len(result.not_understood) == len(leftovers)
+        ok = ok and all(any(w in note for note in result.not_understood) for w in leftovers)
+        shown += f", not understood: {leftovers}"
+    return ok, shown
 
 
 def run_suite(cases: list[dict]) -> dict:
@@ -87,8 +99,10 @@ def run_suite(cases: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", type=Path, default=SUITE)
-    parser.add_argument("--out", type=Path, default=RESULTS / "request_parser.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/request_parser<suffix>.json")
     args = parser.parse_args()
+    if args.out is None:  # request_suite_heldout.jsonl -> request_parser_heldout.json
+        args.out = RESULTS / f"request_parser{args.suite.stem.removeprefix('request_suite')}.json"
     report = run_suite(load_suite(args.suite))
     print(f"request parser: {report['correct']}/{report['n']} exact ({100 * report['exact_match_accuracy']:.1f}%)")
     for kind, v in report["by_kind"].items():

@@ -310,3 +310,21 @@ def test_endpoint_model_reads_a_prompt_into_a_request(monkeypatch) -> None:
     )
     assert bad.request is None and "Xx" in bad.error
     assert _FakeOpenAI.seen[0]["tools"][0]["function"]["name"] == "DesignRequest"
+
+
+def test_a_refused_request_quotes_the_system_without_a_number_flag(tmp_path) -> None:
+    """Issue #21: "space group 999" is refused with the valid range, which is xtalagent's own fact."""
+    events = []
+    agent = DesignAgent(
+        OfflineDesignModel(), DesignSession(tmp_path / "chat", FAST), on_event=lambda k, d: events.append(k)
+    )
+    answer = agent.ask("TiO2 in space group 999")
+    assert "999" in answer and "1-230" in answer
+    assert "xtalagent check" not in answer
+    assert "tool_call" not in events  # nothing ran
+    negative = agent.ask("Fe2O3 with a band gap of -2 eV")
+    assert "-2 eV" in negative and "negative" in negative and "xtalagent check" not in negative
+    # the quoted system text covers only itself: an invented number in the same answer is still flagged
+    assert unsupported_numbers("valid: 1-230, E_hull 0.07", ["space group 999 does not exist (valid: 1-230)"]) == [
+        "0.07"
+    ]
