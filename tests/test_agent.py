@@ -264,19 +264,20 @@ def test_reference_set_rebuilds_known_crystals() -> None:
     from xtalagent.symmetry import detect_spacegroup
     from xtalagent.tools.reference_set import with_elements, with_formula
 
-    zno = with_formula("Zn2O2")
-    assert 186 in {c.spacegroup for c in zno}  # wurtzite
+    zno = with_formula("Zn2O2", variant="release")
+    assert 186 in {c.spacegroup for c in zno}  # wurtzite (MP val: in the release set, not in eval's train-only one)
+    assert 186 not in {c.spacegroup for c in with_formula("Zn2O2", variant="eval")}
     wurtzite = next(c for c in zno if c.spacegroup == 186)
     assert detect_spacegroup(wurtzite.structure()) == 186 and wurtzite.structure().composition.reduced_formula == "ZnO"
-    rocksalt = with_formula("NaCl")[0].structure()
+    rocksalt = with_formula("NaCl", variant="release")[0].structure()
     assert detect_spacegroup(rocksalt) == 225 and len(rocksalt) == 8
     assert all(c.elements == frozenset({"Ti", "O"}) for c in with_elements(["O", "Ti"]))
     with pytest.raises(InputError):
         with_elements(["Xx"])
 
 
-def test_report_never_claims_band_gaps(tmp_path) -> None:
-    """The band gap is a generation target only: the report must say so and print no band-gap value."""
+def test_report_says_when_band_gaps_are_unchecked(tmp_path) -> None:
+    """Without a band-gap model the report must say the wish went unchecked, and print no gap."""
     from xtalagent.agent.pipeline import DesignRun
     from xtalagent.agent.report import report_text
 
@@ -284,7 +285,8 @@ def test_report_never_claims_band_gaps(tmp_path) -> None:
     run.rows = [{"id": "S001", "design_rank": 1, "formula": "TiO2", "e_form": -3.4, "e_hull": 0.05, "stable": True}]
     run.screen_summary = {"provenance": {"potential": "chgnet", "checkpoint": "0.3.0"}, "stable_threshold": 0.1}
     text = report_text(run)
-    assert "no stage here predicts them" in text and "-3.400" in text
+    assert "the band-gap wish is unchecked" in text and "-3.400" in text
+    assert "| – |" in text  # the band-gap cell is empty
 
 
 def test_endpoint_model_reads_a_prompt_into_a_request(monkeypatch) -> None:
