@@ -47,8 +47,8 @@ Band gap (eV)
     * "between 1 and 2 eV", "from 1 to 2 eV", "1-2 eV" -> minimum 1, maximum 2.
     * "above/over/at least/greater than/more than/>/>=/≥ 2 eV", "greater than or equal to 2 eV",
       "2 eV or more" -> minimum; "below/under/at most/less than/up to/</<=/≤ 2 eV", "less than or
-      equal to 2 eV", "2 eV or less" -> maximum. Strict and non-strict comparisons are treated alike. A second bound joins the first: "band gap above 1
-      and below 2 eV".
+      equal to 2 eV", "2 eV or less" -> maximum. Strict and non-strict comparisons are treated
+      alike. A second bound joins the first: "band gap above 1 and below 2 eV".
     * A number with the unit before the keyword also works: "a 3 eV band gap", "≥2 eV gap".
     * Keywords: band gap, bandgap, band-gap, gap, E_g / Eg (case-sensitive); "GaP" is gallium
       phosphide, never the keyword.
@@ -103,9 +103,11 @@ Size
     "at most 12 atoms", "no more than 12 atoms per cell", "up to 8 atoms in the unit cell", "≤ 12
     atoms", "max 12 atoms", "max. 12 atoms", "12 atoms or fewer", "12 or fewer atoms", "less than or
     equal to 12 atoms", "not exceeding 12 atoms", "number of atoms <= 12", "atoms <= 12" ->
-    ``max_atoms`` 12; strict words ("fewer than 13 atoms", "< 13 atoms", "atoms below 13") -> 12; a bare count ("a 5-atom cell", "12
-    atoms per cell", "with 12 atoms") is read as the maximum too; "exactly 12 atoms" -> 12 and a
-    note. Lower bounds ("at least 12 atoms") cannot be requested: ``not_understood``.
+    ``max_atoms`` 12; strict words ("fewer than 13 atoms", "< 13 atoms", "atoms below 13") -> 12;
+    a bare count ("a 5-atom cell", "12 atoms per cell", "with 12 atoms") is read as the maximum
+    too; "exactly 12 atoms" -> 12 and a note. A cell formula without a stated limit sets the limit
+    to its own size (up to the structure generator's largest cells). Lower bounds ("at least 12
+    atoms") cannot be requested: ``not_understood``.
 
 Number of candidates
     "give me 20 candidates", "10 structures", "generate 5 crystals", "5 cubic ones", "20 more",
@@ -133,11 +135,12 @@ Multi-turn refinement (``previous`` given)
 
 Errors
     Contradictions ("band gap above 3 eV and below 1 eV", "cubic and not cubic", a cell formula
-    bigger than ``max_atoms``, two different values for one setting, an excluded element in the
+    bigger than a stated ``max_atoms``, two different values for one setting, an excluded element in the
     composition, "Fm-3m (221)") give ``error`` with one clear sentence and ``request=None``; so do
     unknown elements, impossible space groups and values outside the request's limits (more than
-    200 atoms, 0 candidates, a negative or absurd band gap or formation energy), and texts longer than ``MAX_TEXT_LENGTH`` characters. Pydantic
-    validation errors are converted with :func:`validation_message`. Anything unexpected inside
+    200 atoms, 0 candidates, a negative or absurd band gap or formation energy), and texts longer
+    than ``MAX_TEXT_LENGTH`` characters. Pydantic validation errors are converted with
+    :func:`validation_message`. Anything unexpected inside
     the parser is caught and returned as an ``error`` too.
 
 Not understood

@@ -43,9 +43,13 @@ from xtalagent.symmetry import crystal_system, spacegroup_symbol
 
 #: Bumped when a stage's cached output changes meaning.
 PIPELINE_VERSION: int = 5  # 2: classifier; 3: ratio classifier; 4: band gap, known phases; 5: C1-weighted slots
-#: Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
-#: when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder.
-GENERAL_DIFFUSION_CHECKPOINT: str = config.DIFFUSION_CHECKPOINTS[0]
+
+
+def general_diffusion_checkpoint() -> str:
+    """Shipped diffusion checkpoint trained on general inorganic crystals; ``auto`` uses diffusion only
+    when it exists (the Perov-5 checkpoint knows perovskites only), else PyXtal's builder."""
+    return config.DIFFUSION_CHECKPOINTS[0]
+
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Log = Callable[[str], None]
@@ -248,15 +252,15 @@ def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
     if settings.sampler == "pyxtal":
         return "pyxtal", None, "PyXtal's random symmetric builder (chosen)"
     if settings.sampler == "diffusion" or settings.diffusion_checkpoint:
-        ckpt = settings.diffusion_checkpoint or str(CHECKPOINT_DIR / GENERAL_DIFFUSION_CHECKPOINT)
+        ckpt = settings.diffusion_checkpoint or str(CHECKPOINT_DIR / general_diffusion_checkpoint())
         return "diffusion", ckpt, f"diffusion model {Path(ckpt).name}"
-    general = CHECKPOINT_DIR / GENERAL_DIFFUSION_CHECKPOINT
+    general = CHECKPOINT_DIR / general_diffusion_checkpoint()
     if general.exists():
         return "diffusion", str(general), f"diffusion model {general.name} (general inorganic crystals)"
     return (
         "pyxtal",
         None,
-        f"PyXtal's random symmetric builder: no general diffusion checkpoint ({GENERAL_DIFFUSION_CHECKPOINT}) "
+        f"PyXtal's random symmetric builder: no general diffusion checkpoint ({general_diffusion_checkpoint()}) "
         "ships yet, and the Perov-5 one only knows perovskites",
     )
 

@@ -35,8 +35,6 @@ PROPERTY_LIMITS: dict[str, tuple[float, float, str]] = {
 }
 # Settings shown whenever the user stated them, even at their default value (see ``_keep_stated``).
 STATED_SETTINGS = ("stable", "max_atoms", "n_candidates")
-#: Largest cell formula a request may state without a stated atom limit (the diffusion model's cells).
-MAX_FORMULA_ATOMS: int = config.DIFFUSION_MAX_ATOMS
 
 
 class PropertyTarget(BaseModel):
@@ -165,9 +163,10 @@ class DesignRequest(BaseModel):
             _check_limits(name, getattr(self, name))
         if self.formula is not None:
             n = sum(parse_counts(self.formula).values())
-            if n > self.max_atoms and "max_atoms" not in self.model_fields_set and n <= MAX_FORMULA_ATOMS:
+            if n > self.max_atoms and "max_atoms" not in self.model_fields_set and n <= config.DIFFUSION_MAX_ATOMS:
                 # a cell formula states its own size: the default limit (meant for ratios and
-                # element requests, where the model chooses the size) does not refuse it
+                # element requests, where the model chooses the size) does not refuse it, up to
+                # the largest cells the structure generator was trained on
                 self.__dict__["max_atoms"] = n
             if n > self.max_atoms:
                 raise InputError(f"formula {self.formula} has {n} atoms, more than the limit of {self.max_atoms}")
