@@ -116,7 +116,7 @@ class ConstraintRequest(BaseModel):
                     + ("" if explicit else " (a request may set 'max_atoms', at most 500, for a larger cell)")
                 )
         if self.composition is not None:
-            self.target()  # a ratio larger than max_atoms is refused here, with the other checks
+            counts_of(self.composition, "composition")  # its size against max_atoms: target()
         return self
 
     @property
