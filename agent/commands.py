@@ -45,8 +45,8 @@ def design_command(
         raise NeedsAnswer(" ".join(parsed.questions) or "the request could not be understood")
     request = parsed.request
     if n is not None:
-        request = request.model_copy(update={"n_candidates": n})
-        request = type(request).model_validate(request.model_dump())
+        # re-validated from what was stated (plus the count), so the echo shows only what the user set
+        request = type(request).model_validate(request.model_dump(exclude_unset=True) | {"n_candidates": n})
     check_output_dir(Path(output), "run folder")
     reader = f"chat model {model or 'default'} at {endpoint}" if endpoint else "offline parser"
     console.print(f"[bold]request[/] ({reader}): {request.model_dump_json(exclude_defaults=True)}")

@@ -646,6 +646,24 @@ def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- the whole pipeline ---------------------------------------------------------------------------
+def prune_stale(out: Path, keep: set[str]) -> list[Path]:
+    """Remove the files an earlier, larger run left for structure ids this run does not have
+    (``structures/S0NN_*.cif``, ``cache/S0NN.json``), so nothing stale is read as this run's."""
+    import re
+
+    removed = []
+    pattern = re.compile(r"^(S\d{3,})[_.]")
+    for folder in (out / "structures", out / "cache"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = pattern.match(path.name)
+            if match and match.group(1) not in keep:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def _stage_cache(out: Path, name: str, key: str) -> dict[str, Any] | None:
     """A finished stage's saved record (``items`` plus extras) if it was made with this key."""
     path = out / name
@@ -717,6 +735,7 @@ def run_design(
     else:
         run.structures = generate_structures(run.constraints, request.n_candidates, out, settings, request)
         _save_stage(out, "structures.json", key, [s.model_dump() for s in run.structures])
+        prune_stale(out, {s.id for s in run.structures})
     n_ok = sum(s.ok for s in run.structures)
     run.times.add("structures", time.perf_counter() - t0)
     tick("structures", request.n_candidates, request.n_candidates)

@@ -205,3 +205,15 @@ def test_eval_design_through_the_cli(tmp_path, test_split_dataset, capsys) -> No
     assert summary["requests"] == 2 and summary["refused"] == 0 and summary["candidates_relaxed"] >= 2
     assert summary["composition_precision"] == 1.0 and summary["rediscovery_rate"] > 0
     assert "rediscovery_rate" in capsys.readouterr().out
+
+
+def test_a_smaller_rerun_leaves_no_stale_structure_files(tmp_path) -> None:
+    from xtalagent.agent.pipeline import prune_stale
+
+    for name in ("structures/S001_C1_sg62_TiO2.cif", "structures/S003_C2_sg14_TiO2.cif",
+                 "structures/S003_prerelaxed.cif", "cache/S001.json", "cache/S003.json", "cache/K1.json"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    removed = prune_stale(tmp_path, {"S001", "S002"})
+    assert sorted(p.name for p in removed) == ["S003.json", "S003_C2_sg14_TiO2.cif", "S003_prerelaxed.cif"]
+    assert (tmp_path / "structures/S001_C1_sg62_TiO2.cif").exists() and (tmp_path / "cache/K1.json").exists()
