@@ -19,6 +19,7 @@ def run_constraint_eval(
     dataset: Path,
     split: str = "val",
     output: Path = Path("eval-constraints"),
+    *,
     limit: int | None = None,
     patterns: list[str] = ("formula", "elements", "composition"),
     properties: list[str] = ("band_gap", "formation_energy", "none"),

@@ -57,6 +57,7 @@ def resolve_base(model_dir: Path) -> str:
 def run_finetune(
     dataset: Path,
     output: Path,
+    *,
     base_model: str | None = None,
     stages: list[str] = ("sg", "wyckoff"),
     epochs: float = 3.0,
