@@ -84,7 +84,10 @@ def detect_sites(structure, symprec: float = config.CHECK_SYMPREC) -> tuple[int,
         np.asarray(structure.frac_coords),
         [site.specie.Z for site in structure],
     )
-    data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    try:
+        data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+    except spglib.error.SpglibError:  # e.g. "too close distance between atoms": no group, a failed check
+        return 0, []
     if data is None:
         return 0, []
     species = [site.specie.symbol for site in structure]

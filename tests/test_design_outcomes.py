@@ -217,3 +217,21 @@ def test_a_smaller_rerun_leaves_no_stale_structure_files(tmp_path) -> None:
     removed = prune_stale(tmp_path, {"S001", "S002"})
     assert sorted(p.name for p in removed) == ["S003.json", "S003_C2_sg14_TiO2.cif", "S003_prerelaxed.cif"]
     assert (tmp_path / "structures/S001_C1_sg62_TiO2.cif").exists() and (tmp_path / "cache/K1.json").exists()
+
+
+def test_a_symmetry_search_that_throws_fails_the_check_not_the_run(monkeypatch) -> None:
+    """spglib raises 'too close distance between atoms' on some raw samples: that is a failed
+    structure (retried or reported), never a crashed design round (seen on Li4V8F20)."""
+    import spglib
+    from pymatgen.core import Lattice, Structure
+    from xtalagent.records import SymmetryConstraint
+    from xtalagent.structure_gen.checks import check_structure
+
+    def throw(*_args, **_kwargs):
+        raise spglib.error.SpglibError("too close distance between atoms")
+
+    monkeypatch.setattr(spglib, "get_symmetry_dataset", throw)
+    structure = Structure(Lattice.cubic(5.6), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    sites = [{"element": "Na", "wyckoff": "1a"}, {"element": "Cl", "wyckoff": "1b"}]
+    result = check_structure(structure, SymmetryConstraint.model_validate({"spacegroup": 221, "sites": sites}))
+    assert not result.ok and "detected space group 0" in "; ".join(result.reasons)
