@@ -309,9 +309,17 @@ def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any
     name = f"design_e2e_{settings.pattern}_{settings.prop}_{settings.reference}"
     if settings.shard[1] > 1:
         name += f"_shard{settings.shard[0]}of{settings.shard[1]}"
-    path = (settings.results or settings.out) / f"{name}.json"
+    folder = settings.results or settings.out
+    path = folder / f"{name}.json"
     result["path"] = str(path)
     write_json_atomic(path, result)
+    index, count = settings.shard
+    if count > 1:  # the last shard to finish writes the whole run
+        base = name.rsplit("_shard", 1)[0]
+        parts = [folder / f"{base}_shard{i}of{count}.json" for i in range(count)]
+        if all(p.is_file() for p in parts):
+            result = merge_shards(parts, folder / f"{base}.json")
+            result["path"] = str(folder / f"{base}.json")
     return result
 
 
@@ -322,8 +330,39 @@ def merge_shards(paths: list[Path], out: Path) -> dict[str, Any]:
     parts = [json.loads(Path(p).read_text()) for p in paths]
     outcomes = [RequestOutcome(**r) for part in parts for r in part["requests"]]
     result = dict(parts[0])
-    result["settings"] = {**parts[0]["settings"], "shard": [0, 1]}
+    result["settings"] = {**parts[0]["settings"], "shard": [0, 1], "merged_from": [str(p) for p in paths]}
     result["summary"] = summarise(outcomes)
     result["requests"] = [asdict(o) for o in outcomes]
     write_json_atomic(out, result)
     return result
+
+
+def compare(folder: Path, pattern: Pattern = "formula", prop: Property = "formation_energy") -> dict[str, Any]:
+    """The three constraint sources on the requests all of them ran (model vs random vs true), so
+    the baseline and the upper bound are read on exactly the same requests as the pipeline."""
+    import json
+
+    runs = {}
+    for reference in ("model", "random", "true"):
+        path = Path(folder) / f"design_e2e_{pattern}_{prop}_{reference}.json"
+        if path.is_file():
+            runs[reference] = [RequestOutcome(**r) for r in json.loads(path.read_text())["requests"]]
+    if "model" not in runs:
+        raise InputError(f"no model run for {pattern} + {prop} in {folder}")
+    common = set.intersection(*({o.id for o in outcomes} for outcomes in runs.values()))
+    result = {
+        "what": f"{pattern} + {prop}: the pipeline against random and true constraints on the same requests",
+        "variant": "eval",
+        "requests": len(common),
+        "summaries": {ref: summarise([o for o in outcomes if o.id in common]) for ref, outcomes in runs.items()},
+    }
+    write_json_atomic(Path(folder) / f"design_e2e_{pattern}_{prop}_comparison.json", result)
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "compare":
+        raise SystemExit("usage: python -m xtalagent.eval.design_benchmark compare RESULTS_DIR")
+    print(compare(Path(sys.argv[2]))["summaries"])
