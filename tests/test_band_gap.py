@@ -74,6 +74,34 @@ def test_missing_or_corrupt_checkpoint(tmp_path, monkeypatch):
     assert bg.default_band_gap_model() is None
 
 
+def test_variants_eval_by_default_release_on_request(chgnet, fixtures, caplog, monkeypatch):
+    evaluated = bg.default_band_gap_model(chgnet)
+    assert evaluated.variant == "eval" and "eval: train only" in evaluated.name
+    assert evaluated.meta["training"]["head_splits"] == ["train"]
+    release = bg.default_band_gap_model(chgnet, variant="release")
+    assert release.variant == "release" and "release: all splits" in release.name
+    assert release.path == bg.RELEASE_DIR
+    assert set(release.meta["training"]["head_splits"]) == {"train", "val", "test"}
+    assert release.meta["training"]["excluded_test_formulas"] == 0
+    assert "never" in release.meta["warning"]
+    # no held-out figure of its own: it quotes the eval model's, labelled as such
+    assert release.metrics["mae"] == evaluated.metrics["mae"]
+    assert "eval variant" in release.metrics["measured_on"]
+    assert release.std_scale == evaluated.std_scale
+    # it has seen TiO2 (every TiO2 crystal is in MP test): rutile (PBE ~1.8 eV) is no longer a metal
+    rutile = _read(fixtures / "cifs" / "rutile_TiO2.cif")
+    assert release.predict([rutile])[0].band_gap > 1.0
+    # unknown variant: one line
+    with pytest.raises(InputError) as info:
+        bg.default_band_gap_model(chgnet, variant="best")
+    assert "\n" not in str(info.value) and "release" in str(info.value)
+    # release folder absent: the eval model, with a warning
+    monkeypatch.setattr(bg, "RELEASE_DIR", bg.RELEASE_DIR.parent / "absent")
+    with caplog.at_level("WARNING"):
+        fallback = bg.default_band_gap_model(chgnet, variant="release")
+    assert fallback.variant == "eval" and "eval model" in caplog.text
+
+
 def test_properties_cli_folder_and_csv(fixtures, tmp_path, chgnet):
     out = tmp_path / "props.csv"
     assert main(["properties", str(fixtures / "cifs"), "-o", str(out), "--potential", "chgnet"]) == 0

@@ -33,8 +33,17 @@ Known miss: rutile / anatase TiO2 come out metallic with a large spread (~2.5 eV
 crystal is in MP ``test``, so that formula is kept out of training, and the only Ti-O binaries
 seen are metallic Ti-rich suboxides.
 
-The shipped checkpoint lives in ``checkpoints/band_gap/`` (head trained on MP ``train`` only;
-rebuild: see its README.md).
+Two variants ship (issue #20 item 3), chosen with ``default_band_gap_model(variant=...)``:
+
+* ``eval`` — ``checkpoints/band_gap/``: head on MP ``train`` only, test formulas removed everywhere.
+  The library default and the only one any benchmark measures; the figures above are its own.
+* ``release`` — ``checkpoints/band_gap_release/``: the same recipe on every split (MP ``train`` +
+  ``val`` + ``test``, the whole Matbench table), so it knows TiO2. What users get (``design``,
+  ``chat``). It has no held-out data: its std scale factor is the eval model's, and its
+  ``metrics`` are the eval model's measured test figures, labelled ``measured_on``. Never use it
+  for a reported test figure.
+
+Rebuild commands: see each folder's README.md.
 """
 
 from __future__ import annotations
@@ -58,8 +67,10 @@ from xtalagent.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-#: The shipped default model folder.
+#: The eval variant (head trained on MP ``train`` only, test formulas removed): the library default.
 DEFAULT_DIR: Path = Path(__file__).resolve().parent / "checkpoints" / "band_gap"
+#: The release variant (every split, nothing removed): what users get; never for a reported test figure.
+RELEASE_DIR: Path = Path(__file__).resolve().parent / "checkpoints" / "band_gap_release"
 WEIGHTS_FILE = "model.pt"
 META_FILE = "model.json"
 #: A crystal is called a metal when its gap is below this (eV), for labels and predictions alike.
@@ -307,6 +318,17 @@ class BandGapPrediction(BaseModel):
     band_gap_std: float
 
 
+VARIANT_LABELS = {"release": "release: all splits", "eval": "eval: train only"}
+VARIANTS = ("release", "eval")
+
+
+def variant_dir(variant: str) -> Path:
+    """The shipped folder of a variant (read at call time, so tests can point it elsewhere)."""
+    if variant not in VARIANTS:
+        raise InputError(f"unknown band-gap model variant {variant!r}: use one of {', '.join(VARIANTS)}")
+    return RELEASE_DIR if variant == "release" else DEFAULT_DIR
+
+
 class BandGapModel:
     """Loads a checkpoint folder (``model.pt`` + ``model.json``) and predicts batches of structures."""
 
@@ -317,7 +339,14 @@ class BandGapModel:
         self.prior = prior
         self.meta = meta
         self.path = path
-        self.name: str = meta.get("name", "xtalagent band-gap (CHGNet features + MLP ensemble)")
+        #: "release" (trained on every split) or "eval" (train only); older files without the key are
+        #: eval unless they trained on test
+        self.variant: str = meta.get("variant") or (
+            "release" if "test" in meta.get("training", {}).get("head_splits", ()) else "eval"
+        )
+        base = meta.get("name", "xtalagent band-gap (CHGNet features + MLP ensemble)")
+        self.name: str = f"{base} ({VARIANT_LABELS.get(self.variant, self.variant)})"
+        #: measured test figures; for a release model the eval model's, with ``measured_on`` saying so
         self.metrics: dict = dict(meta.get("metrics", {}))
         self.std_scale: float = float(meta.get("std_scale", 1.0))
         self.mode: str = meta.get("mode", "hurdle")
@@ -396,10 +425,19 @@ class BandGapModel:
         return f"BandGapModel({self.name!r}, path={str(self.path)!r})"
 
 
-def default_band_gap_model(chgnet: Any = None) -> BandGapModel | None:
-    """The shipped model, or None (logged) when its files are absent or unreadable."""
+def default_band_gap_model(chgnet: Any = None, variant: str = "eval") -> BandGapModel | None:
+    """The shipped model of ``variant``, or None (logged) when its files are absent or unreadable.
+
+    ``"eval"`` (default): trained on MP ``train`` only, for anything measured. ``"release"``: trained
+    on every split, for users; falls back to the eval model (logged warning) if its folder is absent."""
+    folder = variant_dir(variant)
+    if variant == "release":
+        try:
+            return BandGapModel.load(folder, chgnet=chgnet)
+        except InputError as exc:
+            logger.warning("release band-gap model unavailable (%s); using the eval model (train only)", exc)
     try:
-        return BandGapModel.load(None, chgnet=chgnet)
+        return BandGapModel.load(variant_dir("eval"), chgnet=chgnet)
     except InputError as exc:
         logger.warning("no band-gap model: %s", exc)
         return None

@@ -8,6 +8,15 @@ Data hygiene: every reduced formula of the MP ``test`` split is removed from eve
 ``--splits`` (default ``train``) and is measured on ``val``; ``--compare`` trains the variants
 named in :data:`VARIANTS` and writes their val figures to ``runs/band_gap/variants.json``.
 
+``--release`` builds the release variant instead (what users get by default, issue #20 item 3):
+the same recipe on every MP crystal with a gap (``train`` + ``val`` + ``test``) and the whole
+Matbench table, nothing removed. It has no held-out data, so its std scale factor is the eval
+model's (``--eval-model``, fitted on val there) and it must never give a reported test figure:
+its model.json says so and carries the eval model's measured figures, labelled as such.
+
+    python -m xtalagent.tools.band_gap_train --release --data ../shared/data/mp/structures.csv.gz \\
+        --matbench ../shared/data/matbench/mp_gap.csv.gz -o tools/checkpoints/band_gap_release
+
 Resume: CHGNet features are cached in chunks under ``--cache`` (default ``runs/band_gap``), prior
 fold models and head members as files there too; a re-run skips what exists (``--fresh`` clears
 the trained parts, never the features).
@@ -47,6 +56,10 @@ class TrainConfig:
     cache: Path = Path("runs/band_gap")
     #: splits the head trains on (val is always the tuning split; the default ships train only)
     splits: tuple[str, ...] = ("train",)
+    #: release variant: every split, test formulas kept, std scale from ``eval_model`` (see the docstring)
+    release: bool = False
+    #: the eval model whose std scale (and measured figures) a release model reuses
+    eval_model: Path = bg.DEFAULT_DIR
     #: "hurdle": classifier x regressor; "direct": one softplus regressor with L1 on every crystal
     mode: str = "hurdle"
     use_prior: bool = True
@@ -78,6 +91,7 @@ class TrainConfig:
 
     def prior_key(self) -> str:
         keys = ("prior_hidden", "prior_layers", "prior_epochs", "prior_folds", "prior_batch_size", "seed")
+        keys += ("release",) if self.release else ()  # the eval keys (and cached eval files) stay as they were
         return hashlib.sha1(json.dumps({k: getattr(self, k) for k in keys}).encode()).hexdigest()[:10]
 
 
@@ -96,15 +110,24 @@ def reduced_formula(formula: str) -> str:
     return Composition(formula).reduced_formula
 
 
-def load_rows(path: Path) -> tuple[pd.DataFrame, set[str]]:
-    """Rows with a band gap outside ``test`` whose formula is not a test formula, and the test formulas."""
+def load_rows(path: Path, keep_test_formulas: bool = False) -> tuple[pd.DataFrame, set[str]]:
+    """Rows with a band gap outside ``test`` whose formula is not a test formula, and the test formulas.
+
+    ``keep_test_formulas`` (release): every row with a gap, all splits; the eval rows come first in
+    the eval order (column ``release_only`` False) so that their cached feature chunks are shared."""
     frame = pd.read_csv(path)
     test_formulas = {reduced_formula(f) for f in frame.loc[frame.split == "test", "formula"].unique()}
-    rows = frame[frame.band_gap.notna() & frame.split.isin(["train", "val"])].copy()
-    rows["formula"] = [reduced_formula(f) for f in rows.formula]
+    gapped = frame[frame.band_gap.notna()].copy()
+    gapped["formula"] = [reduced_formula(f) for f in gapped.formula]
+    rows = gapped[gapped.split.isin(["train", "val"])]
     shared = rows.formula.isin(test_formulas)
     logger.info("MP rows with a gap: %d outside test, %d of them dropped (test formula)", len(rows), int(shared.sum()))
-    return rows[~shared].reset_index(drop=True), test_formulas
+    rows = rows[~shared].assign(release_only=False)
+    if keep_test_formulas:
+        extra = gapped.drop(index=rows.index).assign(release_only=True)
+        logger.info("release: %d more rows (test split and test formulas) kept", len(extra))
+        rows = pd.concat([rows, extra])
+    return rows.reset_index(drop=True), test_formulas
 
 
 def featurise_rows(rows: pd.DataFrame, cache: Path, chgnet=None) -> tuple[np.ndarray, np.ndarray]:
@@ -340,15 +363,18 @@ class Prepared:
 
 
 def prepare(cfg: TrainConfig) -> Prepared:
-    rows, test_formulas = load_rows(cfg.data)
-    chg, sc = featurise_rows(rows, cfg.cache)
+    rows, test_formulas = load_rows(cfg.data, keep_test_formulas=cfg.release)
+    # featurised in two blocks, so the eval rows hit the same cached chunks whichever variant runs
+    blocks = [featurise_rows(rows[rows.release_only == flag], cfg.cache) for flag in (False, True)]
+    blocks = [b for b, flag in zip(blocks, (False, True)) if (rows.release_only == flag).any()]
+    chg, sc = (np.concatenate([b[i] for b in blocks]) for i in (0, 1))
     prior_models, prior, n_mb = None, None, 0
     if cfg.matbench is not None:
-        table = load_matbench(cfg.matbench, test_formulas)
+        table = load_matbench(cfg.matbench, set() if cfg.release else test_formulas)
         n_mb = len(table)
         prior_models, folds = fit_prior(table, cfg)
         prior = prior_features(sc[:, bg.N_STRUCT :], rows.formula.tolist(), prior_models, folds)
-    return Prepared(rows, chg, sc, prior_models, prior, len(test_formulas), n_mb)
+    return Prepared(rows, chg, sc, prior_models, prior, 0 if cfg.release else len(test_formulas), n_mb)
 
 
 def head_inputs(data: Prepared, cfg: TrainConfig) -> np.ndarray:
@@ -361,8 +387,21 @@ def head_inputs(data: Prepared, cfg: TrainConfig) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def train_head(data: Prepared, cfg: TrainConfig) -> tuple[bg.Ensemble, dict, float]:
-    """Fit the head on ``cfg.splits``; val metrics and the spread's scale factor (fitted on val)."""
+def eval_meta(cfg: TrainConfig) -> dict:
+    """model.json of the eval model a release model borrows its std scale and measured figures from."""
+    path = Path(cfg.eval_model) / bg.META_FILE
+    if not path.is_file():
+        raise SystemExit(f"--release needs the eval model first (its std scale): {path} not found")
+    meta = json.loads(path.read_text())
+    if "test" in meta["training"]["head_splits"]:
+        raise SystemExit(f"{path} is not an eval model (it trained on test)")
+    return meta
+
+
+def train_head(data: Prepared, cfg: TrainConfig) -> tuple[bg.Ensemble, dict | None, float]:
+    """Fit the head on ``cfg.splits``; val metrics and the spread's scale factor (fitted on val).
+
+    A release model trains on val too: no val metrics (None), and the eval model's scale factor."""
     x = head_inputs(data, cfg)
     y = data.rows.band_gap.to_numpy(dtype=np.float64)
     train = data.rows.split.isin(cfg.splits).to_numpy() & np.isfinite(x[:, 0])
@@ -379,6 +418,8 @@ def train_head(data: Prepared, cfg: TrainConfig) -> tuple[bg.Ensemble, dict, flo
     )
     seeds = [cfg.seed + k for k in range(cfg.members)]
     head = fit_ensemble(x[train], y[train], cfg, what="head", key=cfg.head_key(), seeds=seeds, **settings)
+    if cfg.release:
+        return head, None, float(eval_meta(cfg)["std_scale"])
     probs, gaps = head.member_outputs(x[val])
     values = bg.gated(probs, gaps) if cfg.mode == "hurdle" else gaps
     pred, raw = values.mean(0), values.std(0)
@@ -396,9 +437,28 @@ def mean_predictor_mae(data: Prepared, cfg: TrainConfig) -> float:
 #: Measured from-scratch rebuild time (2026-12-05, 2 shared cores, other jobs running).
 REBUILD_MINUTES = 14
 NAME = "xtalagent band-gap v1 (CHGNet features + composition prior + MLP ensemble)"
+#: Measured release build (2026-12-05, same machine, 809 s): features of the 8,123 rows the eval build
+#: lacks 4 min (the eval rows' features reused from the cache), prior 2.5 min, head 7 min.
+RELEASE_MINUTES = 14
+RELEASE_WARNING = (
+    "release variant: trained on every split (MP train+val+test, Matbench with MP test formulas kept); "
+    "never use it for a reported test figure (use the eval variant, tools/checkpoints/band_gap)"
+)
 
 
-def save(data: Prepared, cfg: TrainConfig, head: bg.Ensemble, val: dict, scale: float, seconds: float) -> None:
+def release_metrics(eval_meta_: dict) -> dict:
+    """The eval model's measured test figures, labelled as such (a release model has no held-out figure)."""
+    m = dict(eval_meta_.get("metrics") or {})
+    if not m:
+        return {}
+    return m | {
+        "measured_on": f"eval variant (train only), seeded {m.get('n')} MP {m.get('split', 'test')}",
+        "measured_model": eval_meta_.get("name"),
+        "note": "this release model trained on those crystals; it has no held-out figure of its own",
+    }
+
+
+def save(data: Prepared, cfg: TrainConfig, head: bg.Ensemble, val: dict | None, scale: float, seconds: float) -> None:
     """Checkpoint (half-precision weights) + model.json + README.md in ``cfg.output``."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -410,10 +470,13 @@ def save(data: Prepared, cfg: TrainConfig, head: bg.Ensemble, val: dict, scale: 
         torch.save(state, tmp)
     n_train = int(data.rows.split.isin(cfg.splits).sum())
     old = {}
-    if (out / bg.META_FILE).is_file():
+    if cfg.release:
+        old = release_metrics(eval_meta(cfg))
+    elif (out / bg.META_FILE).is_file():
         old = json.loads((out / bg.META_FILE).read_text()).get("metrics", {})
     meta = {
         "name": NAME if cfg.use_prior else NAME.replace(" + composition prior", ""),
+        "variant": "release" if cfg.release else "eval",
         "layout": bg.LAYOUT,
         "mode": cfg.mode,
         "use_chgnet": cfg.use_chgnet,
@@ -435,18 +498,32 @@ def save(data: Prepared, cfg: TrainConfig, head: bg.Ensemble, val: dict, scale: 
             "tuned_on": "val",
             "excluded_test_formulas": data.n_test_formulas,
             "matbench_rows": data.n_matbench if cfg.use_prior else 0,
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "output", "matbench", "cache")},
+            "config": {
+                k: v
+                for k, v in asdict(cfg).items()
+                if k not in ("data", "output", "matbench", "cache", "eval_model", "release")
+            },
             "seconds": round(seconds, 1),
         },
         "std_scale": scale,
         "val_metrics": val,
         "metrics": old,
     }
+    if cfg.release:
+        meta["training"] |= {
+            "matbench_test_formulas_kept": True,
+            "recipe_and_settings_from": "eval variant (chosen on val there)",
+            "tuned_on": "nothing here: settings and std scale reused from the eval variant (tuned on val)",
+        }
+        meta["std_scale_source"] = f"eval model ({cfg.eval_model.name}), fitted on val there; not refitted"
+        meta["warning"] = RELEASE_WARNING
     write_json_atomic(out / bg.META_FILE, meta)
     write_text_atomic(out / "README.md", readme(meta))
 
 
 def readme(meta: dict) -> str:
+    if meta.get("variant") == "release":
+        return release_readme(meta)
     t = meta["training"]
     v = meta["val_metrics"]
     m = meta.get("metrics") or {}
@@ -472,7 +549,8 @@ PBE band gap with an uncertainty, used by `xtalagent properties` and the screeni
 - {test}
 - Known miss: TiO2 (rutile, anatase) is predicted metallic with a ~2.5 eV spread; every TiO2 crystal
   is in MP `test`, so the formula is kept out of training and the only Ti-O binaries seen are metallic
-  suboxides. Variant comparison on val: `bench/results/band_gap_variants_val.json`.
+  suboxides. The release variant for users (`checkpoints/band_gap_release/`, all splits) has seen
+  them. Variant comparison on val: `bench/results/band_gap_variants_val.json`.
 
 Rebuild from scratch: about {REBUILD_MINUTES} min on 2 shared CPU cores with 1 torch thread (CHGNet features of
 8,472 crystals 5 min, prior 3 min, head 5 min); the last run took {t["seconds"] / 60:.0f} min, reusing
@@ -483,6 +561,114 @@ what was cached in `runs/band_gap/`. The test figures come from `python bench/be
 """
 
 
+def release_readme(meta: dict) -> str:
+    t = meta["training"]
+    m = meta.get("metrics") or {}
+    measured = (
+        f"Measured error to quote, of the **{m['measured_on']}**: MAE "
+        f"{m['mae']:.3f} eV, metal/non-metal accuracy {100 * m['metal_accuracy']:.1f} % "
+        "(bench/bench_band_gap.py). This model has no held-out figure of its own."
+        if m.get("mae") is not None
+        else "No measured error: the eval variant has not been benchmarked yet."
+    )
+    sanity = meta.get("sanity_check") or {}
+    lines = ""
+    if sanity.get("rows"):
+        lines = "\n".join(
+            f"| {r['id']} | {r['spacegroup']} | {r['mp_band_gap']:.2f} | {r['release']:.2f} ± {r['release_std']:.2f} "
+            f"| {r['eval']:.2f} ± {r['eval_std']:.2f} |"
+            for r in sanity["rows"]
+        )
+        lines = f"""
+## Sanity check (training-set crystals, not a held-out figure)
+
+{sanity["note"]}
+
+| MP id | space group | MP PBE gap (eV) | release (eV) | eval (eV) |
+|---|---|---|---|---|
+{lines}
+"""
+        if sanity.get("rutile"):
+            r = sanity["rutile"]
+            lines += (
+                f"\nRutile ({r['source']}; not one of the data set's crystals, but its formula was trained on; "
+                f"PBE about 1.8 eV): release {r['release']:.2f} ± {r['release_std']:.2f} eV, "
+                f"eval {r['eval']:.2f} ± {r['eval_std']:.2f} eV.\n"
+            )
+    minutes = f"about {RELEASE_MINUTES} min; the last run took {t['seconds'] / 60:.0f} min"
+    return f"""# Band-gap model, release variant ({meta["name"]})
+
+**{meta["warning"]}.**
+
+For what users get (`design`, `chat`): load it with `default_band_gap_model(variant="release")`;
+the library default is the eval variant (`checkpoints/band_gap/`). Same architecture, features and
+settings as the eval variant (chosen on val there); only the training data differ:
+
+- Head: {meta["architecture"]["members"]} MLPs ({meta["architecture"]["layers"]}x{meta["architecture"]["hidden"]}),
+  mode `{meta["mode"]}`, inputs {meta["architecture"]["inputs"]}, trained on MP `{"+".join(t["head_splits"])}`
+  ({t["head_rows"]} crystals with a gap; nothing removed).
+- Composition prior: {meta["architecture"]["prior_folds"]} fold networks on {t["matbench_rows"]} Matbench
+  `mp_gap` rows (MP test formulas kept).
+- Std scale {meta["std_scale"]}: {meta["std_scale_source"]} (no held-out data is left to fit it on).
+- {measured}
+{lines}
+Rebuild ({minutes} on 2 shared CPU cores with 1 torch thread, reusing the eval rows' cached CHGNet
+features in `runs/band_gap/`; from scratch add the eval build's 5 min of features). Needs the eval
+model in `checkpoints/band_gap/` first (its std scale and measured figures):
+
+    python -m xtalagent.tools.band_gap_train --release --data ../shared/data/mp/structures.csv.gz \\
+        --matbench ../shared/data/matbench/mp_gap.csv.gz -o tools/checkpoints/band_gap_release
+"""
+
+
+def sanity_check(out: Path, cfg: TrainConfig, formula: str = "TiO2") -> dict:
+    """Release and eval predictions for the known ``formula`` phases of the shipped reference set (the
+    release model trained on these crystals: a check that it learnt them, not a held-out figure)."""
+    from xtalagent.tools.reference_set import with_formula
+
+    release = bg.BandGapModel.load(out)
+    evaluated = bg.BandGapModel.load(cfg.eval_model, chgnet=release.chgnet)
+    every = with_formula(formula, variant="release")
+    known = [k for k in every if k.band_gap is not None]
+    structures = [k.structure() for k in known]
+    rutile = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cifs" / "rutile_TiO2.cif"
+    extra = [Structure.from_file(rutile)] if formula == "TiO2" and rutile.is_file() else []
+    rel, ev = release.predict(structures + extra), evaluated.predict(structures + extra)
+    rows = [
+        {
+            "id": k.id,
+            "spacegroup": k.spacegroup,
+            "split": k.split,
+            "mp_band_gap": k.band_gap,
+            "release": round(r.band_gap, 3),
+            "release_std": round(r.band_gap_std, 3),
+            "eval": round(e.band_gap, 3),
+            "eval_std": round(e.band_gap_std, 3),
+        }
+        for k, r, e in zip(known, rel, ev)
+    ]
+    for row in rows:
+        logger.info("sanity %s", json.dumps(row))
+    splits = sorted({str(k.split) for k in known})
+    note = (
+        f"The {len(rows)} {formula} phases with an MP gap in the shipped reference set ({len(every) - len(rows)} "
+        f"more have none; MP split: {', '.join(splits)}), rebuilt from their asymmetric units, as given (no "
+        "relaxation). The release model trained on them, so this only shows it learnt them; the eval model "
+        "never saw the formula."
+    )
+    out = {"formula": formula, "note": note, "rows": rows}
+    if extra:
+        r, e = rel[-1], ev[-1]
+        out["rutile"] = {
+            "source": "tests/fixtures/cifs/rutile_TiO2.cif",
+            "release": round(r.band_gap, 3),
+            "release_std": round(r.band_gap_std, 3),
+            "eval": round(e.band_gap, 3),
+            "eval_std": round(e.band_gap_std, 3),
+        }
+    return out
+
+
 # --- entry point ----------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     cfg = TrainConfig()
@@ -491,7 +677,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
     )
     parser.add_argument("--data", type=Path, default=cfg.data)
     parser.add_argument("--matbench", type=Path, default=cfg.matbench, help="Matbench mp_gap table; 'none' to skip")
-    parser.add_argument("-o", "--output", type=Path, default=cfg.output)
+    parser.add_argument("-o", "--output", type=Path, default=None, help="default: checkpoints/band_gap(_release)")
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="release variant: train on train,val,test with test formulas kept (never for a test figure)",
+    )
+    parser.add_argument("--eval-model", type=Path, default=cfg.eval_model, help="eval model a release reuses")
     parser.add_argument("--cache", type=Path, default=cfg.cache)
     parser.add_argument("--splits", default=",".join(cfg.splits), help="head training splits, e.g. train or train,val")
     parser.add_argument("--mode", choices=("hurdle", "direct"), default=cfg.mode)
@@ -507,7 +699,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         cfg,
         data=args.data,
         matbench=matbench,
-        output=args.output,
+        output=args.output or (bg.RELEASE_DIR if args.release else bg.DEFAULT_DIR),
+        release=args.release,
+        eval_model=args.eval_model,
         cache=args.cache,
         splits=tuple(s for s in args.splits.split(",") if s),
         mode=args.mode,
@@ -522,8 +716,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
         dropout=args.dropout,
         lr=args.lr,
     )
-    if "test" in cfg.splits:
-        raise SystemExit("never train on test")
+    if args.release:
+        if args.compare:
+            raise SystemExit("--compare measures on val: an eval job, not --release")
+        cfg = dataclasses.replace(cfg, splits=("train", "val", "test"))
+    elif "test" in cfg.splits:
+        raise SystemExit("never train on test (a release model, trained on every split: --release)")
     return cfg, args.compare
 
 
@@ -547,9 +745,14 @@ def main(argv: list[str] | None = None) -> None:
         write_json_atomic(cfg.cache / "variants.json", table)
         return
     head, val, scale = train_head(data, cfg)
-    logger.info("val: %s (std scale %.2f)", json.dumps(val), scale)
+    logger.info("val: %s (std scale %.2f)", json.dumps(val) if val else "none (release: trained on val)", scale)
     save(data, cfg, head, val, scale, time.perf_counter() - t0)
     logger.info("saved %s in %.0f s", cfg.output, time.perf_counter() - t0)
+    if cfg.release:
+        meta = json.loads((cfg.output / bg.META_FILE).read_text())
+        meta["sanity_check"] = sanity_check(cfg.output, cfg)
+        write_json_atomic(cfg.output / bg.META_FILE, meta)
+        write_text_atomic(cfg.output / "README.md", readme(meta))
 
 
 if __name__ == "__main__":
