@@ -480,13 +480,15 @@ def known_phases(
 
 
 def load_band_gap_model(settings: DesignSettings, potential: Any = None) -> Any | None:
-    """The shipped band-gap model, or None when switched off or not installed. A loaded CHGNet
+    """The shipped band-gap model of the run's knowledge variant (``release``: trained on every
+    split; ``eval``: train only), or None when switched off or not installed. A loaded CHGNet
     potential lends it its network, so the features cost no second copy of CHGNet."""
     if not settings.band_gap:
         return None
     from xtalagent.tools.band_gap import default_band_gap_model
 
-    return default_band_gap_model(chgnet=potential if getattr(potential, "name", None) == "chgnet" else None)
+    chgnet = potential if getattr(potential, "name", None) == "chgnet" else None
+    return default_band_gap_model(chgnet=chgnet, variant=settings.variant)
 
 
 def screen_structures(

@@ -94,7 +94,10 @@ def band_gap_sentence(run: DesignRun) -> str:
         error = f" (measured: MAE {m['mae']:.2f} eV"
         if m.get("metal_accuracy") is not None:
             error += f", metal/non-metal right {100 * m['metal_accuracy']:.0f} %"
-        error += f" on {m.get('n', '?')} MP {m.get('split', 'test')} crystals as given)"
+        error += f" on {m.get('n', '?')} MP {m.get('split', 'test')} crystals as given"
+        if m.get("measured_on", "").startswith("eval"):
+            error += ", by its train-only twin: this release model also learned from those crystals"
+        error += ")"
     return (
         f"Band gaps were predicted by {run.band_gap_model}{error}, ± the ensemble's spread. They are PBE-level "
         "gaps, as in the Materials Project: PBE underestimates measured gaps (TiO2: about 2 eV against about "

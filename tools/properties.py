@@ -125,7 +125,7 @@ def properties_command(
     """Predict band gap ± spread and single-point formation energy of every crystal in ``source``;
     write ``output`` (CSV, atomically) and return the table (one row per item, skipped ones with a
     ``reason``)."""
-    from xtalagent.tools.band_gap import METAL_GAP, BandGapModel
+    from xtalagent.tools.band_gap import METAL_GAP, BandGapModel, variant_dir
     from xtalagent.tools.hull import formation_energy, load_element_refs
     from xtalagent.tools.potentials import CHGNetPotential, load_potential
 
@@ -133,7 +133,8 @@ def properties_command(
     items = read_items(Path(source))
     pot = load_potential(potential, checkpoint)
     chgnet = pot.model if isinstance(pot, CHGNetPotential) else None
-    model = BandGapModel.load(band_gap_model, chgnet=chgnet)
+    # users get the release model (trained on every split) unless they name one
+    model = BandGapModel.load(band_gap_model or variant_dir("release"), chgnet=chgnet)
     refs = load_element_refs()
     rows: list[dict[str, Any]] = []
     parsed: list[tuple[dict[str, Any], Structure]] = []

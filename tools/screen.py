@@ -610,7 +610,8 @@ def screen_command(
     if band_gap:
         from xtalagent.tools.band_gap import default_band_gap_model
 
-        gap_model = default_band_gap_model()  # loads its own CHGNet: screening may use another potential
+        # what users get (trained on every split); loads its own CHGNet: screening may use another potential
+        gap_model = default_band_gap_model(variant="release")
         if gap_model is None and window is not None:
             raise InputError("a band-gap window was given but no band-gap model is installed")
     refs = None
