@@ -231,13 +231,24 @@ def propose_constraints(request: DesignRequest, predictor, top_k: int, seed: int
     ]
 
 
-def note_constraint_model(run: DesignRun) -> None:
-    """Record on the run which constraint model answered and which voters joined it (for the report)."""
+def note_constraint_model(run: DesignRun, predictor: Any = None) -> None:
+    """Record on the run which constraint model answered and which voters joined it (for the report):
+    asked of the loaded predictor when there is one, else of the settings' model folder (a run whose
+    constraints came from the cache loads no predictor)."""
     from xtalagent.finetune.predictor import ratio_vote_in_use, voters_in_use
 
     settings = run.settings
     run.constraint_model = settings.constraint_endpoint or settings.constraint_model or "embedded default"
     pattern = next(p for p in ("formula", "composition", "elements") if p in constraint_request(run.request))
+    if predictor is not None and not hasattr(predictor, "voters"):  # a stand-in (benchmark references)
+        run.constraint_model = getattr(predictor, "label", type(predictor).__name__)
+        run.constraint_prior = run.constraint_classifier = run.constraint_ratio_vote = False
+        return
+    if predictor is not None:
+        voters = predictor.voters(pattern)
+        run.constraint_prior, run.constraint_classifier = voters["prior"], voters["classifier"]
+        run.constraint_ratio_vote = voters["ratio_vote"]
+        return
     run.constraint_prior, run.constraint_classifier = voters_in_use(
         settings.constraint_model, settings.constraint_endpoint, pattern
     )
@@ -714,7 +725,6 @@ def run_design(
     t0 = time.perf_counter()
     tick("constraints", 0, 1)
     cached = _stage_cache(out, "constraints.json", key)
-    note_constraint_model(run)
     if cached is not None:
         run.constraints = [ConstraintChoice.model_validate(c) for c in cached["items"]]
         say(f"constraints: {len(run.constraints)} from the previous run in {out}")
@@ -722,6 +732,7 @@ def run_design(
         predictor = predictor or _load_predictor(settings)
         run.constraints = propose_constraints(request, predictor, settings.top_k, settings.seed)
         _save_stage(out, "constraints.json", key, [c.model_dump() for c in run.constraints])
+    note_constraint_model(run, predictor)
     write_text_atomic(out / "constraints.jsonl", "".join(c.model_dump_json() + "\n" for c in run.constraints))
     run.times.add("constraints", time.perf_counter() - t0)
     tick("constraints", 1, 1)

@@ -57,7 +57,8 @@ class DesignSession:
         self._predictor = predictor
         self._potential = potential  # a loaded Potential (tests, or reuse across rounds)
         self.run: DesignRun | None = None
-        self.rounds = 0
+        # a re-opened session folder continues after its last round instead of overwriting round_01
+        self.rounds = max((int(p.name[6:]) for p in self.out.glob("round_[0-9][0-9]") if p.is_dir()), default=0)
 
     # --- stages ---------------------------------------------------------------------------------
     def propose_constraints(self, request: DesignRequest, top_k: int | None = None) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class DesignSession:
         run = DesignRun(self.out / f"round_{self.rounds:02d}", request, self.settings)
         run.out.mkdir(parents=True, exist_ok=True)
         run.constraints = constraints
-        note_constraint_model(run)
+        note_constraint_model(run, self._predictor)
         run.sampler_note = choose_sampler(self.settings)[2]
         write_json_atomic(
             run.out / "request.json", {"request": request.model_dump(), "settings": self.settings.model_dump()}

@@ -128,6 +128,8 @@ def sample_requests(settings: DesignBenchSettings) -> list[tuple[Any, str, float
 class TrueConstraints:
     """The test crystal's own group and Wyckoff sites (upper bound of the later stages)."""
 
+    label = "true constraints of the test crystal (benchmark upper bound)"
+
     def __init__(self, record) -> None:
         self.record = record
 
@@ -142,6 +144,8 @@ class TrueConstraints:
 class RandomConstraints:
     """Unconstrained baseline: a random space group that can host the cell formula and random
     Wyckoff sites, as PyXtal's random builder places them."""
+
+    label = "random valid group and sites (benchmark baseline)"
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)

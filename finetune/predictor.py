@@ -59,13 +59,16 @@ def load_predictor(
         folder = Path(model or default_model_dir())
         scorer = LocalScorer.load(folder, **kwargs)
     if not use_prior or folder is None:
-        return ConstraintPredictor(scorer)
-    return ConstraintPredictor(
-        scorer,
-        prior=load_prior(folder, variant),
-        classifier=load_classifier(folder),
-        ratios=load_ratio_classifier(folder),
-    )
+        predictor = ConstraintPredictor(scorer)
+    else:
+        predictor = ConstraintPredictor(
+            scorer,
+            prior=load_prior(folder, variant),
+            classifier=load_classifier(folder),
+            ratios=load_ratio_classifier(folder),
+        )
+    predictor.variant = variant
+    return predictor
 
 
 def voters_in_use(
@@ -128,6 +131,19 @@ class ConstraintPredictor:
         self.prior = prior
         self.classifier = classifier
         self.ratios = ratios
+        self.variant = "eval"  # the known crystals its prior hears (set by load_predictor)
+
+    def voters(self, pattern: str) -> dict[str, bool]:
+        """Which voters join the language model on ``pattern`` requests: loaded here and given a
+        weight. Asked of the loaded predictor, so a report states what really ran."""
+        return {
+            "prior": self.prior is not None
+            and any(part["weight"] for part in config.CONSTRAINT_PRIOR.get(pattern, {}).values()),
+            "classifier": self.classifier is not None and bool(config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0)),
+            "ratio_vote": pattern == Pattern.ELEMENTS.value
+            and self.ratios is not None
+            and bool(config.CONSTRAINT_RATIO_WEIGHT),
+        }
 
     def rank_groups(
         self,

@@ -235,3 +235,19 @@ def test_a_symmetry_search_that_throws_fails_the_check_not_the_run(monkeypatch) 
     sites = [{"element": "Na", "wyckoff": "1a"}, {"element": "Cl", "wyckoff": "1b"}]
     result = check_structure(structure, SymmetryConstraint.model_validate({"spacegroup": 221, "sites": sites}))
     assert not result.ok and "detected space group 0" in "; ".join(result.reasons)
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_chat_report_names_the_voters_that_really_ran(tmp_path, tiny_model, use_prior) -> None:
+    """The round's report is written from what the loaded predictor did, not from the settings."""
+    from xtalagent.agent.report import report_text
+    from xtalagent.agent.session import DesignSession
+    from xtalagent.finetune.predictor import load_predictor
+
+    predictor = load_predictor(tiny_model, use_prior=use_prior)
+    session = DesignSession(tmp_path / "chat", FAST, predictor=predictor)
+    session.propose_constraints(DesignRequest(composition="TiO2"))
+    text = report_text(session.run)
+    assert ("neighbour prior" in text) is use_prior
+    assert ("composition classifier" in text) is use_prior
+    assert "log-probability" in text
