@@ -106,7 +106,7 @@ Size
     ``max_atoms`` 12; strict words ("fewer than 13 atoms", "< 13 atoms", "atoms below 13") -> 12;
     a bare count ("a 5-atom cell", "12 atoms per cell", "with 12 atoms") is read as the maximum
     too; "exactly 12 atoms" -> 12 and a note. A cell formula without a stated limit sets the limit
-    to its own size (up to the structure generator's largest cells). Lower bounds ("at least 12
+    to its own size (up to 200 atoms). Lower bounds ("at least 12
     atoms") cannot be requested: ``not_understood``.
 
 Number of candidates

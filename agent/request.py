@@ -35,6 +35,8 @@ PROPERTY_LIMITS: dict[str, tuple[float, float, str]] = {
 }
 # Settings shown whenever the user stated them, even at their default value (see ``_keep_stated``).
 STATED_SETTINGS = ("stable", "max_atoms", "n_candidates")
+#: The largest cell any request may ask for (a cell formula up to it sets its own limit).
+MAX_ATOMS_LIMIT: int = 200
 
 
 class PropertyTarget(BaseModel):
@@ -117,7 +119,7 @@ class DesignRequest(BaseModel):
     exclude_elements: list[str] = Field(default_factory=list)
     exclude_spacegroups: list[int] = Field(default_factory=list)
     exclude_crystal_systems: list[CrystalSystem] = Field(default_factory=list)
-    max_atoms: int = Field(default=config.MAX_ATOMS_PER_CELL, ge=1, le=200)
+    max_atoms: int = Field(default=config.MAX_ATOMS_PER_CELL, ge=1, le=MAX_ATOMS_LIMIT)
     n_candidates: int = Field(default=config.DESIGN_N_CANDIDATES, ge=1, le=500)
 
     @field_validator("elements", "exclude_elements")
@@ -163,10 +165,9 @@ class DesignRequest(BaseModel):
             _check_limits(name, getattr(self, name))
         if self.formula is not None:
             n = sum(parse_counts(self.formula).values())
-            if n > self.max_atoms and "max_atoms" not in self.model_fields_set and n <= config.DIFFUSION_MAX_ATOMS:
+            if n > self.max_atoms and "max_atoms" not in self.model_fields_set and n <= MAX_ATOMS_LIMIT:
                 # a cell formula states its own size: the default limit (meant for ratios and
-                # element requests, where the model chooses the size) does not refuse it, up to
-                # the largest cells the structure generator was trained on
+                # element requests, where the model chooses the size) does not refuse it
                 self.__dict__["max_atoms"] = n
             if n > self.max_atoms:
                 raise InputError(f"formula {self.formula} has {n} atoms, more than the limit of {self.max_atoms}")
