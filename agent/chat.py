@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from langchain_core.messages import HumanMessage, SystemMessage, messages_from_dict
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
@@ -15,6 +16,7 @@ from xtalagent.agent.offline_model import OfflineDesignModel
 from xtalagent.agent.pipeline import DesignSettings
 from xtalagent.agent.session import DesignSession
 from xtalagent.agent.understanding import endpoint_chat_model
+from xtalagent.errors import InputError
 from xtalagent.io import check_output_dir
 
 EXIT_WORDS = {"exit", "quit", "bye", ":q"}
@@ -41,6 +43,20 @@ def make_agent(
                                                                                     "total": total})
     )  # fmt: skip
     return DesignAgent(chat_model, session, on_event=on_event)
+
+
+def load_transcript(agent: DesignAgent) -> int:
+    """Continue the conversation saved in the session folder (``transcript.json``, as ``save_transcript``
+    writes it); returns the user turns restored (0 for a new folder). The system prompt stays the current one."""
+    path = agent.session.out / "transcript.json"
+    if not path.is_file():
+        return 0
+    try:
+        messages = messages_from_dict(json.loads(path.read_text())["messages"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable transcript ({type(exc).__name__}: {exc})") from None
+    agent.messages = agent.messages[:1] + [m for m in messages if not isinstance(m, SystemMessage)]
+    return sum(isinstance(m, HumanMessage) for m in messages)
 
 
 def console_events(console: Console) -> Callable[[str, dict[str, Any]], None]:

@@ -651,6 +651,31 @@ def chat(
     chat_loop(agent, Console(), lines)
 
 
+@app.command("web")
+def web(
+    output: Annotated[Path, typer.Option("-o", "--output", help="session folder (outputs and transcript)")] = Path(
+        "chat"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port, 1-65535")] = 7860,
+    host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
+    endpoint: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint with tool calling (default: offline model)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
+    potential: Annotated[str, typer.Option(help="auto, chgnet or mattersim")] = "auto",
+    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
+    settings: Annotated[str | None, typer.Option(hidden=True, help="every design setting as JSON (tests)")] = None,
+) -> None:
+    """The chat agent in a local browser page: tool steps, candidate table, 3D viewer, E_hull plot, downloads."""
+    from xtalagent.agent.web import serve_web, web_settings
+    from xtalagent.tools.potentials import limit_threads
+
+    limit_threads(threads)
+    design = web_settings(potential=potential, prerelax=prerelax, settings_json=settings)
+    serve_web(output=output, host=host, port=port, endpoint=endpoint, model=model, settings=design, announce=out.print)
+
+
 @app.command("serve")
 def serve(
     model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
