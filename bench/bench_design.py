@@ -56,7 +56,42 @@ def main() -> None:
         "n_relaxed": len(relaxed),
         "n_stable": sum(bool(r.get("stable")) for r in relaxed),
         "mean_relax_steps": round(sum(r.get("steps") or 0 for r in relaxed) / max(len(relaxed), 1), 1),
-        "best": [{k: r.get(k) for k in ("id", "formula", "final_spacegroup", "e_form", "e_hull")} for r in relaxed[:3]],
+        "best": [
+            {
+                k: r.get(k)
+                for k in (
+                    "id",
+                    "formula",
+                    "final_spacegroup",
+                    "e_form",
+                    "e_hull",
+                    "band_gap",
+                    "band_gap_std",
+                    "meets_all_checked",
+                )
+            }  # fmt: skip
+            for r in relaxed[:3]
+        ],
+        "n_with_band_gap": sum(r.get("band_gap") is not None for r in relaxed),
+        "n_meeting_every_checked_wish": sum(bool(r.get("meets_all_checked")) for r in relaxed),
+        "known_phases": [
+            {
+                k: r.get(k)
+                for k in (
+                    "source",
+                    "formula",
+                    "final_spacegroup",
+                    "e_hull",
+                    "db_e_hull",
+                    "band_gap",
+                    "db_band_gap",
+                    "meets_all_checked",
+                )
+            }  # fmt: skip
+            for r in run.known_rows
+        ],
+        "band_gap_model": run.band_gap_model,
+        "variant": run.settings.variant,
         "potential": run.screen_summary.get("provenance"),
         "command": f'python bench/bench_design.py --prompt "{args.prompt}" --n {args.n}',
     }

@@ -29,6 +29,7 @@ own group and sites, the structure generator's upper bound).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -211,6 +212,7 @@ def run_request(
         settings.reference
     ]
     folder = settings.out / f"{settings.pattern}_{settings.prop}_{settings.reference}" / record.id
+    timing = folder / "bench_seconds.json"  # the first, uncached run's wall time survives a resume
     try:
         run = run_design(request, folder, design, prompt=prompt, predictor=predictor, potential=potential)
     except InputError as exc:
@@ -218,6 +220,10 @@ def run_request(
         return outcome
     finally:
         outcome.seconds = round(time.perf_counter() - start, 2)
+    if timing.is_file():
+        outcome.seconds = json.loads(timing.read_text())["seconds"]
+    else:
+        write_json_atomic(timing, {"seconds": outcome.seconds})
     truth = record.structure()
     wanted = Composition(record.formula).reduced_formula
     column = "e_form" if settings.prop == "formation_energy" else "band_gap"
@@ -329,7 +335,6 @@ def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any
 
 def merge_shards(paths: list[Path], out: Path) -> dict[str, Any]:
     """Join shard files of one benchmark into one result (figures recomputed over all requests)."""
-    import json
 
     parts = [json.loads(Path(p).read_text()) for p in paths]
     outcomes = [RequestOutcome(**r) for part in parts for r in part["requests"]]
@@ -344,7 +349,6 @@ def merge_shards(paths: list[Path], out: Path) -> dict[str, Any]:
 def compare(folder: Path, pattern: Pattern = "formula", prop: Property = "formation_energy") -> dict[str, Any]:
     """The three constraint sources on the requests all of them ran (model vs random vs true), so
     the baseline and the upper bound are read on exactly the same requests as the pipeline."""
-    import json
 
     runs = {}
     for reference in ("model", "random", "true"):
