@@ -59,6 +59,18 @@ def splits_at_whitespace(tokenizer) -> bool:
     )
 
 
+def leading_special_ids(tokenizer) -> list[int]:
+    """The special tokens a tokenizer puts before every text (a Llama BOS; none for Qwen or the
+    embedded tokenizer). trl tokenises training prompts with them and vLLM scores with them, so the
+    local scorer reads a prompt after them too."""
+    marked = tokenizer("Si", add_special_tokens=True).input_ids
+    plain = tokenizer("Si", add_special_tokens=False).input_ids
+    for start in range(len(marked) - len(plain) + 1):
+        if marked[start : start + len(plain)] == plain:
+            return marked[:start]
+    return []
+
+
 class LocalScorer:
     """A causal LM per stage (or one LM whose LoRA adapter is switched per stage), scored in process."""
 
@@ -82,6 +94,7 @@ class LocalScorer:
         self.adapters = dict(adapters or {})  # stage -> adapter to activate on a shared peft model
         self._rows: dict[tuple[str, str], dict[tuple[int, ...], tuple[_Rows, int]]] = {}
         self._whitespace_splits: bool | None = None
+        self._start = leading_special_ids(tokenizer)  # put before every prompt, as in training
 
     @classmethod
     def single(cls, model, tokenizer, **kwargs) -> LocalScorer:
@@ -207,7 +220,7 @@ class LocalScorer:
         (memoised for the last few prompts) and the continuations of the last call with it."""
         key = (stage, prompt)
         if key not in self._rows:
-            out = model(self.torch.tensor([prompt_ids], device=self.device), use_cache=True)
+            out = model(self.torch.tensor([self._start + prompt_ids], device=self.device), use_cache=True)
             keys, values = _cache_tensors(_output_cache(out))
             root = _Rows(
                 keys=keys,

@@ -10,11 +10,25 @@ the embedded model uses 64.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
 
 from xtalagent.errors import XtalAgentError
+
+#: the values vLLM accepts for ``--max-lora-rank`` (``vllm/config/lora.py``), from our floor of 64 up
+VLLM_LORA_RANKS = (64, 128, 256, 320, 512)
+
+
+def max_lora_rank(model_dir: Path) -> int:
+    """The smallest ``--max-lora-rank`` vLLM accepts that holds both adapters' rank (``--lora-r``)."""
+    configs = [model_dir / part / "adapter_config.json" for part in ("sg", "wyckoff")]
+    rank = max(json.loads(path.read_text()).get("r", 0) if path.exists() else 0 for path in configs)
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise XtalAgentError(f"{model_dir}: LoRA rank {rank} is above vLLM's largest, {VLLM_LORA_RANKS[-1]}")
 
 
 def vllm_command(
@@ -40,7 +54,7 @@ def vllm_command(
         str(port),
         "--enable-lora",
         "--max-lora-rank",
-        "64",
+        str(max_lora_rank(model_dir)),
         "--lora-modules",
         f"sg={model_dir / 'sg'}",
         f"wyckoff={model_dir / 'wyckoff'}",

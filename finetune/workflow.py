@@ -103,6 +103,8 @@ def run_finetune(
             pretrain_base(train, output, base_config, base_cfg, val=val[:500])
         base = str(output / "base")
     else:
+        if Path(base_model).exists():  # a local folder: stored absolute, so the model folder works from anywhere
+            base_model = str(Path(base_model).resolve())
         (output / "base.json").write_text(json.dumps({"base_model": base_model}) + "\n")
         base = base_model
     trained = False
