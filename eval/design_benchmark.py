@@ -81,7 +81,7 @@ class RequestOutcome:
     true_spacegroup: int
     target: float
     refused: str | None = None
-    seconds: float = 0.0
+    seconds: float | None = 0.0  # None: unknown (the request was first run before timings were kept)
     n_relaxed: int = 0
     distances: list[float] = field(default_factory=list)
     composition_ok: list[bool] = field(default_factory=list)
@@ -249,6 +249,10 @@ def run_request(
 
 
 # --- the whole run --------------------------------------------------------------------------------
+def median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 1) if values else None
+
+
 def summarise(outcomes: list[RequestOutcome]) -> dict[str, Any]:
     """Aggregate figures over requests (candidate shares pool every relaxed candidate)."""
     answered = [o for o in outcomes if o.refused is None]
@@ -280,7 +284,8 @@ def summarise(outcomes: list[RequestOutcome]) -> dict[str, Any]:
         "novel_rate": share(novel),
         "sun_rate": share([s and u and n for s, u, n in zip(stable, unique, novel)]),
         "rediscovery_rate": share([o.rediscovered for o in answered]),
-        "seconds_per_request_median": round(float(np.median([o.seconds for o in answered])), 1) if answered else None,
+        "seconds_per_request_median": median([o.seconds for o in answered if o.seconds is not None]),
+        "requests_timed": sum(o.seconds is not None for o in answered),
     }
 
 
