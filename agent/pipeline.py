@@ -611,15 +611,10 @@ def pbe_request(request: DesignRequest, offset: float) -> DesignRequest:
     return request.model_copy(update={"band_gap": moved})
 
 
-def in_window(value: float | None, window: tuple[float | None, float | None] | None) -> bool | None:
-    if window is None or value is None:
-        return None
-    lo, hi = window
-    return (lo is None or value >= lo) and (hi is None or value <= hi)
-
-
 def target_flags(row: dict[str, Any], request: DesignRequest, settings: DesignSettings | None = None) -> dict[str, Any]:
     """Which of the user's wishes a screened row meets (None: cannot be checked)."""
+    from xtalagent.tools.screen import in_window
+
     settings = settings or DesignSettings()
     flags: dict[str, Any] = {}
     if request.band_gap is not None:
