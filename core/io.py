@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -124,3 +124,15 @@ def write_text_atomic(target: Path, text: str) -> None:
 def write_json_atomic(target: Path, data: Any) -> None:
     """Write ``data`` as indented JSON to ``target`` all at once."""
     write_text_atomic(Path(target), json.dumps(data, indent=2, default=str) + "\n")
+
+
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any, str | None]]:
+    """Each non-blank line of a JSONL text as ``(line number, value, None)``, or ``(line number,
+    None, reason)`` when it is not JSON (never raises: one bad line must not cost the others)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line), None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            yield number, None, exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"

@@ -26,6 +26,7 @@ from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, loa
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
+from xtalagent.io import json_lines
 from xtalagent.records import SiteSpec, SymmetryConstraint
 
 
@@ -392,13 +393,8 @@ def check_request(data: Any, number: int | None = None) -> ConstraintRequest | P
 
 def read_request_lines(lines: Iterable[str]) -> Iterator[ConstraintRequest | Prediction]:
     """Each non-blank JSONL line as a validated request or an error record (never raises)."""
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    for number, data, reason in json_lines(lines):
+        if reason is not None:
             yield Prediction(id=None, error=f"line {number}: not valid JSON ({reason})")
             continue
         yield check_request(data, number)

@@ -19,6 +19,7 @@ from typing import Any
 from xtalagent import config
 from xtalagent.composition import parse_counts, reduced_formula
 from xtalagent.errors import InputError
+from xtalagent.io import json_lines
 from xtalagent.records import SymmetryConstraint
 from xtalagent.structure_gen.freeparams import check_constraint
 from xtalagent.structure_gen.samplers import Generated
@@ -123,13 +124,8 @@ def read_constraint_lines(lines: Iterable[str]) -> tuple[list[ConstraintEntry], 
     """The constraints of JSONL lines and the lines skipped, with reasons; never raises."""
     entries: list[ConstraintEntry] = []
     skipped: list[SkippedLine] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+    for i, data, reason in json_lines(lines):
+        if reason is not None:
             skipped.append(SkippedLine(i, f"line {i}: not JSON ({reason})"))
             continue
         try:
