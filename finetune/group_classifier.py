@@ -83,7 +83,7 @@ N_DESCRIPTORS = len(DESCRIPTORS)
 N_FEATURES = 5 + 5 + COUNT_SLOTS + 2 + 4 * N_DESCRIPTORS + SLOTS * (N_DESCRIPTORS + 1)
 
 
-def _weighted_stats(table: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+def weighted_stats(table: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
     """Mean, min, max and spread of each property over the elements that have it (weights
     renormalised), so one element without a value does not blank the property for the request."""
     known = ~np.isnan(table)
@@ -138,7 +138,7 @@ def composition_features(
             largest[-1],
         ]
         order = np.lexsort((table[:, 0], -weights))
-    mean, low, high, spread = _weighted_stats(table, weights)
+    mean, low, high, spread = weighted_stats(table, weights)
     slots: list[float] = []
     for i in range(SLOTS):
         if i < len(order):

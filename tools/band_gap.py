@@ -138,16 +138,9 @@ def composition_features(composition: Composition | str) -> np.ndarray:
         z = Element(s).Z
         if z <= MAX_Z:
             out[z - 1] = w
-    table = np.stack([element_properties(s) for s in symbols])
-    known = ~np.isnan(table)
-    wk = np.where(known, weights[:, None], 0.0)
-    total = wk.sum(0)
-    values = np.where(known, table, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (wk * values).sum(0) / total
-        spread = np.sqrt(np.maximum((wk * (values - mean) ** 2).sum(0) / total, 0.0))
-    low = np.where(known, table, np.inf).min(0)
-    high = np.where(known, table, -np.inf).max(0)
+    from xtalagent.finetune.group_classifier import weighted_stats
+
+    mean, low, high, spread = weighted_stats(np.stack([element_properties(s) for s in symbols]), weights)
     stats = np.concatenate([mean, low, high, spread])
     stats[~np.isfinite(stats)] = math.nan
     out[MAX_Z : MAX_Z + 4 * N_ELEMENT_PROPS] = stats
