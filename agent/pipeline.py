@@ -549,6 +549,8 @@ def screen_structures(
         band_gap_window=gap_window,
     )
     report = screen(cands, out, references=references, progress=progress, **common)
+    if gap_model is not None:  # the report names it and quotes its measured error
+        report.extra["band_gap_model"] = {"name": gap_model.name, "metrics": dict(gap_model.metrics)}
     phases = known_phases(request, settings.variant, settings.known_phases, settings)
     known_rows: list[dict[str, Any]] = []
     if phases:
@@ -795,7 +797,9 @@ def record_screening(run: DesignRun, report, known: list[dict[str, Any]]) -> Non
     run.screen_summary = screen_summary(report)
     run.rows = finish_rows(report.rows, run, run.request)
     run.known_rows = [r | target_flags(r, run.request, run.settings) for r in known]
-    note_band_gap_model(run)
+    gap_model = report.extra.get("band_gap_model")
+    if gap_model and any(r.get("band_gap") is not None for r in run.rows + run.known_rows):
+        run.band_gap_model, run.band_gap_metrics = gap_model["name"], gap_model["metrics"]
 
 
 def finish_rows(rows: list[dict[str, Any]], run: DesignRun, request: DesignRequest) -> list[dict[str, Any]]:
@@ -827,15 +831,6 @@ DESIGN_COLUMNS = [
     "db_e_hull", "db_band_gap", "prerelaxed", "prerelax_reached", "steps", "status", "potential", "checkpoint",
     "sampler", "cif", "failure",
 ]  # fmt: skip
-
-
-def note_band_gap_model(run: DesignRun) -> None:
-    """Record which band-gap model filled the rows and its measured error (for the report)."""
-    if not any(r.get("band_gap") is not None for r in run.rows + run.known_rows):
-        return
-    model = load_band_gap_model(run.settings)
-    if model is not None:
-        run.band_gap_model, run.band_gap_metrics = model.name, dict(model.metrics)
 
 
 def write_summary(run: DesignRun) -> None:
