@@ -38,7 +38,7 @@ def start_web(folder: Path, threads: int) -> tuple[subprocess.Popen, str, float]
     port, log = free_port(), folder.parent / f"{folder.name}.log"
     start = time.monotonic()
     with open(log, "w") as out:
-        cmd = [sys.executable, "-m", "xtalagent.cli", "web", "-o", str(folder), "--port", str(port),
+        cmd = [sys.executable, "-m", "xtalagent.agent.cli", "web", "-o", str(folder), "--port", str(port),
                "--threads", str(threads)]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     while "http://" not in log.read_text():
@@ -79,7 +79,7 @@ def web_design(browser, url: str, screenshot: Path | None) -> dict:
 
 def cli_design(folder: Path, threads: int) -> float:
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "xtalagent.cli", "design", PROMPT, "-n", str(N), "-o", str(folder),
+    subprocess.run([sys.executable, "-m", "xtalagent.agent.cli", "design", PROMPT, "-n", str(N), "-o", str(folder),
                     "--threads", str(threads)], check=True, capture_output=True)  # fmt: skip
     return round(time.monotonic() - start, 1)
 

@@ -252,7 +252,7 @@ def test_design_command_writes_report_and_resumes(tmp_path) -> None:
 
 
 def test_design_cli_asks_or_refuses(tmp_path) -> None:
-    from xtalagent.cli import main
+    from xtalagent.agent.cli import main
 
     assert main(["design", "a material with a band gap of 2 eV", "-o", str(tmp_path / "a")]) == 2
     assert main(["design", "a Qq2O3 crystal", "-o", str(tmp_path / "b")]) == 1

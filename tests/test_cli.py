@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from xtalagent.cli import main
+from xtalagent.agent.cli import main
 
 
 def test_help_lists_every_command_group(capsys):

@@ -1,4 +1,4 @@
-"""Every command and subcommand, driven through the CLI (``xtalagent.cli.main``) on fixtures.
+"""Every command and subcommand, driven through the CLI (``xtalagent.agent.cli.main``) on fixtures.
 
 Each command runs at least once on the happy path and once on bad input. Bad input must give one
 ``error:`` line and exit code 1, never a traceback; batch commands skip bad items, name them and go
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from xtalagent.cli import main
+from xtalagent.agent.cli import main
 
 NACL = {"spacegroup": 225, "sites": [{"element": "Na", "wyckoff": "4a"}, {"element": "Cl", "wyckoff": "4b"}]}
 

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from pydantic import ValidationError
 from xtalagent import prompts
-from xtalagent.cli import main
+from xtalagent.agent.cli import main
 from xtalagent.errors import InputError
 from xtalagent.eval.constraints import check_candidate
 from xtalagent.finetune.requests import ConstraintRequest, Pattern

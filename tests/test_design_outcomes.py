@@ -182,7 +182,7 @@ def test_split_dataset(tmp_path_factory) -> Path:
     ],
 )
 def test_new_options_refuse_bad_values_in_one_line(tmp_path, capsys, args, message) -> None:
-    from xtalagent.cli import main
+    from xtalagent.agent.cli import main
 
     assert main([*args, "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
@@ -195,7 +195,7 @@ def test_eval_design_through_the_cli(tmp_path, test_split_dataset, capsys) -> No
     candidate, and finds the crystal again (rediscovery)."""
     import json
 
-    from xtalagent.cli import main
+    from xtalagent.agent.cli import main
 
     args = ["eval", "design", str(test_split_dataset), "-o", str(tmp_path), "-n", "2", "--candidates", "2"]
     assert main([*args, "--reference", "true", "--relax-steps", "5"]) == 0

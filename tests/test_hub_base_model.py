@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 import pytest
-from xtalagent.cli import main
+from xtalagent.agent.cli import main
 from xtalagent.composition import parse_counts
 from xtalagent.records import SymmetryConstraint
 

@@ -579,7 +579,7 @@ def test_numbers_the_parser_cannot_place_are_listed(text):
 
 
 def test_design_cli_refuses_a_negative_band_gap_in_one_line(tmp_path, capsys):
-    from xtalagent.cli import main
+    from xtalagent.agent.cli import main
 
     out = tmp_path / "d"
     assert main(["design", "Fe2O3 with a band gap of -2 eV", "-o", str(out)]) == 1

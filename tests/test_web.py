@@ -40,7 +40,7 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("web") / "session"
     port = _free_port()
     log = folder.parent / "server.log"
-    cmd = [sys.executable, "-m", "xtalagent.cli", "web", "-o", str(folder), "--port", str(port), "--threads", "2",
+    cmd = [sys.executable, "-m", "xtalagent.agent.cli", "web", "-o", str(folder), "--port", str(port), "--threads", "2",
            "--settings", json.dumps(FAST)]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "w") as out:
