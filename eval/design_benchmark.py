@@ -69,6 +69,8 @@ class DesignBenchSettings:
     seed: int = 0
     relax_steps: int = config.DESIGN_RELAX_MAX_STEPS
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th request
+    #: ``test`` for every reported figure; ``val`` to tune the pipeline's settings without seeing test
+    split: Literal["test", "val"] = "test"
     results: Path | None = None  # folder of the JSON (default: ``out``)
 
 
@@ -109,10 +111,10 @@ def prompt_for(record, pattern: Pattern, prop: Property) -> tuple[str, float] | 
 
 
 def sample_requests(settings: DesignBenchSettings) -> list[tuple[Any, str, float]]:
-    """Seeded (record, prompt, target) triples from the dataset's ``test`` split."""
+    """Seeded (record, prompt, target) triples from the dataset's ``test`` (or ``val``) split."""
     from xtalagent.data import load_records
 
-    records = [r for r in load_records(settings.dataset, "test") if r.source in ("", "mp20")]
+    records = [r for r in load_records(settings.dataset, settings.split) if r.source in ("", "mp20")]
     order = np.random.default_rng(settings.seed).permutation(len(records))
     picked = []
     for i in order:
@@ -212,6 +214,8 @@ def run_request(
         settings.reference
     ]
     folder = settings.out / f"{settings.pattern}_{settings.prop}_{settings.reference}" / record.id
+    if settings.split != "test":
+        folder = settings.out / f"{settings.pattern}_{settings.prop}_{settings.reference}_{settings.split}" / record.id
     timing = folder / "bench_seconds.json"  # the first, uncached run's wall time survives a resume
     try:
         run = run_design(request, folder, design, prompt=prompt, predictor=predictor, potential=potential)
@@ -328,6 +332,8 @@ def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any
         "requests": [asdict(o) for o in outcomes],
     }
     name = f"design_e2e_{settings.pattern}_{settings.prop}_{settings.reference}"
+    if settings.split != "test":
+        name += f"_{settings.split}"
     if settings.shard[1] > 1:
         name += f"_shard{settings.shard[0]}of{settings.shard[1]}"
     folder = settings.results or settings.out
