@@ -569,6 +569,7 @@ def eval_design(
     ),
     threads: Annotated[int | None, typer.Option(help="torch threads")] = 1,
     results: Annotated[Path | None, typer.Option(help="folder for the JSON (default: --output)")] = None,
+    split: Annotated[str, typer.Option(help="test (reported figures) or val (tuning the pipeline)")] = "test",
 ) -> None:
     """Design rounds on MP test crystals as users run them: hit rate, composition precision, S.U.N., rediscovery."""
     from rich.progress import Progress
@@ -577,8 +578,8 @@ def eval_design(
     from xtalagent.tools.potentials import limit_threads
 
     choices = {"pattern": ("formula", "elements"), "property": ("formation_energy", "band_gap"),
-               "reference": ("model", "random", "true")}  # fmt: skip
-    for name, value in (("pattern", pattern), ("property", prop), ("reference", reference)):
+               "reference": ("model", "random", "true"), "split": ("test", "val")}  # fmt: skip
+    for name, value in (("pattern", pattern), ("property", prop), ("reference", reference), ("split", split)):
         if value not in choices[name]:
             raise InputError(f"--{name} must be one of {', '.join(choices[name])}, not {value!r}")
     if reference != "model" and pattern != "formula":
@@ -604,6 +605,7 @@ def eval_design(
         relax_steps=relax_steps,
         shard=(index, count),
         results=results,
+        split=split,  # type: ignore[arg-type]
     )
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("design requests", total=None)
