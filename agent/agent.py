@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage, messages_to_dict
+
 from xtalagent import config
 from xtalagent.agent.offline_model import SYSTEM_TEXT
 from xtalagent.agent.session import DesignSession

@@ -11,6 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage, messages_from_d
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
+
 from xtalagent.agent.agent import DesignAgent
 from xtalagent.agent.offline_model import OfflineDesignModel
 from xtalagent.agent.pipeline import DesignSettings

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
+
 from xtalagent import config
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 
@@ -133,6 +134,7 @@ def constraints_predict(
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file."""
     from rich.progress import track
+
     from xtalagent.finetune.predictor import duplicate_ids, load_predictor, read_request_lines
     from xtalagent.finetune.requests import Prediction
     from xtalagent.io import atomic_path, check_output_file, exclusive_output
@@ -573,6 +575,7 @@ def eval_design(
 ) -> None:
     """Design rounds on MP test crystals as users run them: hit rate, composition precision, S.U.N., rediscovery."""
     from rich.progress import Progress
+
     from xtalagent.errors import InputError
     from xtalagent.eval.design_benchmark import DesignBenchSettings, run_benchmark
     from xtalagent.tools.potentials import limit_threads

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
 from xtalagent.agent.pipeline import DesignRun, DesignSettings, run_design
 from xtalagent.agent.understanding import endpoint_chat_model, understand
 from xtalagent.errors import InputError

@@ -158,6 +158,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from pydantic import ValidationError
+
 from xtalagent.agent.request import DesignRequest, ParseResult
 from xtalagent.composition import parse_counts
 from xtalagent.errors import InputError, validation_message

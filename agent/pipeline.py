@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
+
 from xtalagent import config
 from xtalagent.agent.request import DesignRequest, PropertyTarget
 from xtalagent.errors import InputError, XtalAgentError
@@ -836,6 +837,7 @@ DESIGN_COLUMNS = [
 def write_summary(run: DesignRun) -> None:
     """Design-level summary.csv / summary.json (the screening columns plus constraints, targets)."""
     import pandas as pd
+
     from xtalagent.io import atomic_path
 
     for r in run.rows:  # screening named the CIFs by e_hull rank; name them by the design rank

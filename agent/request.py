@@ -18,6 +18,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+
 from xtalagent import config
 from xtalagent.composition import check_element, parse_counts
 from xtalagent.errors import InputError

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pymatgen.core import Composition
+
 from xtalagent.agent.pipeline import (
     DesignRun,
     DesignSettings,

@@ -14,6 +14,7 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field, ValidationError
+
 from xtalagent.agent.request import DesignRequest
 from xtalagent.agent.session import DesignSession
 from xtalagent.errors import XtalAgentError, validation_message

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from pydantic import ValidationError
+
 from xtalagent import config
 from xtalagent.agent.parser import parse_request
 from xtalagent.agent.request import DesignRequest, ParseResult

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
 from xtalagent.agent.chat import WELCOME, load_transcript, make_agent
 from xtalagent.agent.pipeline import DesignSettings
 from xtalagent.errors import InputError
@@ -561,6 +562,7 @@ def build_app(chat: WebChat):
 def web_settings(potential: str = "auto", prerelax: str = "auto", settings_json: str | None = None) -> DesignSettings:
     """The session's settings: ``chat``'s options, or every field as JSON (tests and benchmarks)."""
     from pydantic import ValidationError
+
     from xtalagent.errors import validation_message
 
     if settings_json:

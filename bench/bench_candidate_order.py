@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench_constraint_prior import half, requests_for
+
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import sample_records
 from xtalagent.finetune.predictor import load_predictor

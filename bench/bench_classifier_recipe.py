@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_constraint_prior import half
+
 from xtalagent.data import load_records
 from xtalagent.finetune.examples import record_properties
 from xtalagent.finetune.group_classifier import PatternClassifier, composition_features, train_pattern

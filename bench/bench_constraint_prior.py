@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
 from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for, sample_records

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from xtalagent.structure_gen.evaluate import EVAL_K, EVAL_N_CRYSTALS, merge_shards, run_eval_csp, summary_line
 from xtalagent.structure_gen.samplers import DIFFUSION_TEMPERATURE
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from bench_ratio_vote import CANDIDATES, PROPERTIES, by_half, vote
 from rich.progress import track
+
 from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for

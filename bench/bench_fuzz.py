@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
 from xtalagent.errors import XtalAgentError
 
 ROOT = Path(__file__).resolve().parent.parent

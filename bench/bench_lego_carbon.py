@@ -98,6 +98,7 @@ def calibrate(env, max_atoms: int = 120) -> dict:
     import numpy as np
     from pymatgen.io.ase import AseAtomsAdaptor
     from pyxtal.lego.util import calculate_S
+
     from xtalagent.tools.lego_reference import SACADA_DB, load_sacada
     from xtalagent.tools.prerelax import _site_references, to_pyxtal
 
@@ -142,6 +143,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from pymatgen.io.ase import AseAtomsAdaptor
+
     from xtalagent.tools.lego_reference import SACADA_DB, load_sacada
     from xtalagent.tools.prerelax import (
         DISTANCE_THRESHOLD_REL,

@@ -39,6 +39,7 @@ def _is_sp2(structure) -> bool:
 
 def _relax(optimizer, structure, steps: int) -> dict:
     import numpy as np
+
     from xtalagent import config
     from xtalagent.symmetry import detect_spacegroup
 
@@ -111,6 +112,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     from chgnet.model import StructOptimizer
     from pymatgen.core import Structure
+
     from xtalagent.tools.lego_reference import SACADA_DB, load_sacada, random_from_entry
     from xtalagent.tools.prerelax import (
         LEGO_CARBON_RCUT,

@@ -26,6 +26,7 @@ from pathlib import Path
 from bench_constraint_prior import half
 from bench_ratio_vote import PROPERTIES, by_half
 from rich.progress import track
+
 from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for

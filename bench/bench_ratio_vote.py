@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from bench_constraint_prior import half
 from rich.progress import track
+
 from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from xtalagent.io import write_json_atomic
 from xtalagent.structure_gen.evaluate import select_records
 from xtalagent.structure_gen.samplers import DIFFUSION_TEMPERATURE, DiffusionSampler, generate

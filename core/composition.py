@@ -10,6 +10,7 @@ import math
 import re
 
 from pymatgen.core import Composition, Element
+
 from xtalagent.errors import InputError
 
 _TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from xtalagent.composition import check_element, format_counts, reduced_formula
 from xtalagent.errors import InputError
 from xtalagent.symmetry import check_spacegroup, wyckoff_info

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from pymatgen.core import Structure
+
 from xtalagent import config
 from xtalagent.errors import InputError
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from xtalagent.composition import parse_counts
 from xtalagent.finetune.examples import composition_of, record_properties
 from xtalagent.finetune.neighbour_prior import NeighbourPrior

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.io import write_json_atomic
@@ -157,6 +158,7 @@ class RandomConstraints:
         import warnings
 
         from pyxtal import pyxtal
+
         from xtalagent.composition import parse_counts
         from xtalagent.finetune.requests import Candidate
         from xtalagent.finetune.wyckoff_solver import ExactCounts, feasible_groups
@@ -191,6 +193,7 @@ def run_request(
 ) -> RequestOutcome:
     """Run one design round for a benchmark request and score what it gave."""
     from pymatgen.core import Composition, Structure
+
     from xtalagent.agent.pipeline import DesignSettings, run_design
     from xtalagent.agent.understanding import understand
 
@@ -296,6 +299,7 @@ def summarise(outcomes: list[RequestOutcome]) -> dict[str, Any]:
 def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any]:
     """Run every sampled request (resumable: finished design stages are cached) and write the JSON."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
+
     from xtalagent.tools.potentials import load_potential
 
     requests = sample_requests(settings)

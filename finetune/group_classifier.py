@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.core import Element
+
 from xtalagent import config
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.examples import record_properties

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Element
+
 from xtalagent import config
 from xtalagent.composition import format_counts, parse_counts
 from xtalagent.errors import XtalAgentError

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
 from xtalagent import config
 from xtalagent.composition import format_counts
 from xtalagent.errors import InputError, XtalAgentError, validation_message

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from xtalagent import config
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.examples import record_properties

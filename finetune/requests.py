@@ -18,6 +18,7 @@ from math import gcd
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from xtalagent import config
 from xtalagent.composition import check_element, parse_counts
 from xtalagent.errors import InputError

@@ -121,6 +121,7 @@ class LocalScorer:
         import torch
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
+
         from xtalagent import config
         from xtalagent.finetune.tokenizer import load_tokenizer
         from xtalagent.finetune.workflow import resolve_base

@@ -126,11 +126,11 @@ def pretrain_base(
 ) -> Path:
     """Train the compact base LM on crystal text; returns the folder with model + tokenizer."""
     import torch
+    from datasets import Dataset
     from transformers import Qwen2Config, Qwen2ForCausalLM
     from trl import SFTTrainer
-    from xtalagent.finetune.tokenizer import build_tokenizer
 
-    from datasets import Dataset
+    from xtalagent.finetune.tokenizer import build_tokenizer
 
     model_cfg, cfg = model_cfg or BaseModelConfig(), cfg or TrainConfig()
     set_threads(cfg.threads)
@@ -183,6 +183,7 @@ def train_adapter(
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTTrainer
+
     from xtalagent.finetune.tokenizer import load_tokenizer
 
     if stage not in ("sg", "wyckoff"):

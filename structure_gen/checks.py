@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
+
 from xtalagent import config
 from xtalagent.records import SymmetryConstraint
 from xtalagent.symmetry import wyckoff_info

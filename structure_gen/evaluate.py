@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.matching import MATCH_ANGLE_TOL, MATCH_LTOL, MATCH_STOL, matcher, rms_distance

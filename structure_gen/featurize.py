@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from xtalagent.records import CrystalRecord, SymmetryConstraint
 from xtalagent.structure_gen.freeparams import FAMILIES, FAMILY_FREE, lattice_family, orbit_map, project_lattice
 

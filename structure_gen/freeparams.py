@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint
 from xtalagent.symmetry import check_spacegroup, wyckoff_info

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
+
 from xtalagent.structure_gen.featurize import PROPERTIES
 
 #: Range and number of Gaussian RBF centres per property (eV for band gap, eV/atom for energy).

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint
@@ -120,6 +121,7 @@ class DiffusionSampler:
         temperature: float = DIFFUSION_TEMPERATURE,
     ) -> None:
         import torch
+
         from xtalagent.structure_gen.train import load_model
 
         if model is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.featurize import Example, collate, example_from_record

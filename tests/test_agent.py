@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
 from xtalagent.agent.agent import DesignAgent, unsupported_numbers
 from xtalagent.agent.offline_model import OfflineDesignModel
 from xtalagent.agent.pipeline import DesignSettings, allowed_groups, constraint_request

@@ -9,6 +9,7 @@ import warnings
 import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
+
 from xtalagent.agent.cli import main
 from xtalagent.errors import InputError
 from xtalagent.tools import band_gap as bg

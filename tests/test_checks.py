@@ -7,6 +7,7 @@ import pytest
 from ase.calculators.calculator import Calculator, all_changes
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
+
 from xtalagent.tools import checks
 from xtalagent.tools.potentials import CalculatorPotential
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from xtalagent.agent.cli import main
 
 NACL = {"spacegroup": 225, "sites": [{"element": "Na", "wyckoff": "4a"}, {"element": "Cl", "wyckoff": "4b"}]}

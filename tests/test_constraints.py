@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from pydantic import ValidationError
+
 from xtalagent import prompts
 from xtalagent.agent.cli import main
 from xtalagent.errors import InputError
@@ -109,6 +110,7 @@ def test_finetune_rebuilds_only_a_missing_or_outdated_classifier(tiny_model, fix
     import shutil
 
     import torch
+
     from xtalagent.finetune.group_classifier import GroupClassifier
     from xtalagent.finetune.workflow import run_finetune
 
@@ -264,6 +266,7 @@ def test_continuations_are_tokenised_alone_only_where_whitespace_splits_them(pre
     whitespace (the embedded word-level one), not for byte-level BPE."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
     from xtalagent.finetune.scorers import splits_at_whitespace
 
     scorer = predictor.scorer
@@ -417,6 +420,7 @@ def test_package_keeps_weights_adapters_and_prior(tiny_model, tmp_path):
 
 def test_crystalgf_classes_keep_its_19_groups_apart_and_merge_the_rest():
     from pymatgen.symmetry.groups import SpaceGroup
+
     from xtalagent.eval.constraints import CRYSTALGF_GROUPS, crystalgf_class
 
     # the full Hermann-Mauguin symbols CrystalGF's script lists, read as pymatgen reads them there

@@ -3,6 +3,7 @@ import os
 
 import pandas as pd
 import pytest
+
 from xtalagent.data import build_dataset, load_dataset, load_records
 from xtalagent.data.build import grouped_split, report_path
 from xtalagent.errors import InputError, XtalAgentError

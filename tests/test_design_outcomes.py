@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from xtalagent.agent.pipeline import (
     DesignRun,
     DesignSettings,
@@ -132,6 +133,7 @@ def test_design_shows_known_phases_and_checks_the_band_gap(tmp_path) -> None:
     """Through the CLI body: a TiO2 request lists the known TiO2 phases as reference rows, relaxed by
     the same potential, and every row has a predicted band gap when the model ships."""
     import pandas as pd
+
     from xtalagent.agent.commands import design_command
     from xtalagent.tools.band_gap import default_band_gap_model
 
@@ -157,6 +159,7 @@ def test_design_shows_known_phases_and_checks_the_band_gap(tmp_path) -> None:
 def test_split_dataset(tmp_path_factory) -> Path:
     """The shipped fixture crystals with two small ones moved to a 'test' split."""
     import pandas as pd
+
     from xtalagent.data import build_dataset
 
     folder = tmp_path_factory.mktemp("e2e")
@@ -224,6 +227,7 @@ def test_a_symmetry_search_that_throws_fails_the_check_not_the_run(monkeypatch) 
     structure (retried or reported), never a crashed design round (seen on Li4V8F20)."""
     import spglib
     from pymatgen.core import Lattice, Structure
+
     from xtalagent.records import SymmetryConstraint
     from xtalagent.structure_gen.checks import check_structure
 

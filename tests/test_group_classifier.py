@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.group_classifier import (
     N_FEATURES,
@@ -154,6 +155,7 @@ def test_elements_without_tabulated_properties_are_flagged_not_guessed(trained):
 
 def test_training_leaves_the_callers_random_state_alone(fixture_dataset):
     import torch
+
     from xtalagent.data import load_records
 
     records = load_records(fixture_dataset, "train")

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from xtalagent.agent.cli import main
 from xtalagent.composition import parse_counts
 from xtalagent.records import SymmetryConstraint
@@ -138,6 +139,7 @@ def test_local_scorer_reads_a_prompt_as_training_did(hub_model, monkeypatch):
     """trl tokenised the training prompts with the tokenizer's special tokens (here a BOS), so the
     scorer must score after them too; the switched-adapter path of large bases scores the same."""
     import torch
+
     from xtalagent import prompts
     from xtalagent.finetune.scorers import LocalScorer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from xtalagent.errors import InputError
 from xtalagent.tools.hull import ReferenceHull, StabilityModel, formation_energy, load_element_refs
 
@@ -74,6 +75,7 @@ def test_stability_model_from_total_energy(default_model):
 def test_mp2020_constants_are_pymatgens():
     """The conversion uses pymatgen's published correction constants, nothing fitted."""
     from pymatgen.entries.compatibility import MP2020_COMPAT_CONFIG, MP_COMPAT_CONFIG
+
     from xtalagent.tools import mp2020
 
     new = MP2020_COMPAT_CONFIG["Corrections"]

@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+
 from xtalagent.errors import XtalAgentError
 from xtalagent.eval.constraints import check_candidate
 from xtalagent.finetune.decoding import Context

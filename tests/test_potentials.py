@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.io import read
+
 from xtalagent.errors import InputError
 from xtalagent.tools import potentials
 from xtalagent.tools.potentials import CHGNetPotential, load_potential

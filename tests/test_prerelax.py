@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from xtalagent.errors import InputError
 from xtalagent.tools.prerelax import lego_available
 
@@ -39,6 +40,7 @@ def test_graphite_reference_is_sp2(graphite_env):
 @pytest.mark.parametrize("spg,n,seed", [(65, 8, 1), (12, 8, 1)])
 def test_symmetry_kept(graphite_env, spg, n, seed):
     from pymatgen.core import Structure
+
     from xtalagent.tools.prerelax import keeps_symmetry, prerelax
 
     result = prerelax(_random_carbon(spg, n, seed), graphite_env, max_steps=80)
@@ -64,6 +66,7 @@ def test_keeps_symmetry_detects_a_broken_structure():
 def test_distance_decreases_toward_own_reference(graphite_env):
     """Graphite with a stretched a and a squeezed c relaxes back to graphite's environment."""
     from pyxtal import pyxtal
+
     from xtalagent.tools.prerelax import prerelax
 
     strained = pyxtal()
@@ -79,6 +82,7 @@ def test_distance_decreases_toward_own_reference(graphite_env):
 def test_user_reference_structure(fixtures):
     """A rutile reference from a CIF; a strained rutile goes back to its Ti and O environments."""
     from pymatgen.core import Structure
+
     from xtalagent.tools.prerelax import prerelax
 
     rutile = Structure.from_file(fixtures / "cifs" / "rutile_TiO2.cif")
@@ -94,6 +98,7 @@ def test_user_reference_structure(fixtures):
 def test_bad_input(graphite_env, fixtures):
     from pymatgen.core import Structure
     from pyxtal import pyxtal
+
     from xtalagent.tools.prerelax import build_references, prerelax
 
     carbon = _random_carbon(65, 8, 1)
@@ -116,6 +121,7 @@ def test_bad_input(graphite_env, fixtures):
 
 def test_batch_records_failures_and_goes_on(graphite_env):
     from pyxtal import pyxtal
+
     from xtalagent.tools.prerelax import PrerelaxResult, prerelax_many, summarize
 
     results = prerelax_many([_random_carbon(227, 8, 2), pyxtal(), "junk"], graphite_env, max_steps=40)

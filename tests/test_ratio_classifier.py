@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.ratio_classifier import (
     RatioClassifier,

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from pydantic import ValidationError
+
 from xtalagent.composition import format_counts, parse_counts
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint

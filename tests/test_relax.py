@@ -9,6 +9,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.filters import FrechetCellFilter
 from scipy.linalg import logm
+
 from xtalagent.tools import relax
 from xtalagent.tools.potentials import CalculatorPotential, Evaluation, Potential
 from xtalagent.tools.relax import OPTIMIZERS, logm_3x3, relax_batch

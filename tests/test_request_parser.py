@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from xtalagent import config
 from xtalagent.agent.parser import COMPOSITION_QUESTION, hm_number, parse_request
 from xtalagent.agent.request import DesignRequest, ParseResult

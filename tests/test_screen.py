@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymatgen.core import Structure
+
 from xtalagent.errors import InputError
 from xtalagent.tools import potentials
 from xtalagent.tools.potentials import Evaluation, Potential
@@ -144,6 +145,7 @@ def test_screen_chgnet_end_to_end(cif_dir, tmp_path, small_hull):
 def test_screen_reports_prerelaxation_per_structure(tmp_path, small_hull):
     """With a LEGO pre-relaxation hook, every row says whether the target environment was reached."""
     from pyxtal import pyxtal
+
     from xtalagent.tools.prerelax import graphite, structure_hook
 
     folder = tmp_path / "carbon"

@@ -1,6 +1,7 @@
 """Spot checks on ../shared/data; skipped on clones without it."""
 
 import pandas as pd
+
 from xtalagent.data import build_dataset, load_dataset
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint
 from xtalagent.structure_gen.checks import check_structure, detect_sites, sites_equivalent
@@ -149,6 +150,7 @@ def test_bad_constraints_are_rejected(tmp_path) -> None:
 def test_pyxtal_sample_command_round_trip(tmp_path) -> None:
     """Sample with PyXtal through the command function; CIFs carry the symmetry, index links them."""
     from pymatgen.core import Structure
+
     from xtalagent.structure_gen.checks import detect_sites
     from xtalagent.structure_gen.commands import sample_command
 

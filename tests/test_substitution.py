@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from xtalagent.finetune.neighbour_prior import NeighbourPrior, prototype_order
 from xtalagent.finetune.substitution import CAP, substitution_distances
 

@@ -1,5 +1,6 @@
 import pytest
 from pymatgen.core import Structure
+
 from xtalagent.errors import InputError
 from xtalagent.symmetry import crystal_system, label_structure, wyckoff_info, wyckoff_table
 

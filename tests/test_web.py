@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from xtalagent.errors import InputError
 
 pytest.importorskip("gradio", reason="the 'web' extra is not installed (pip install -e '.[web]')")

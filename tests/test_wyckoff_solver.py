@@ -3,6 +3,7 @@
 from collections import Counter
 
 import pytest
+
 from xtalagent.finetune.wyckoff_solver import (
     ExactCounts,
     FreeCounts,

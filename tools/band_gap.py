@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 from pymatgen.core import Composition, Element, Structure
+
 from xtalagent import config
 from xtalagent.errors import InputError
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 from pymatgen.core import Composition, Structure
+
 from xtalagent.io import atomic_path, write_json_atomic, write_text_atomic
 from xtalagent.tools import band_gap as bg
 

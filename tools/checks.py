@@ -23,6 +23,7 @@ import numpy as np
 from ase import Atoms
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
+
 from xtalagent import config
 
 #: Stability threshold on e_hull (eV/atom) for the S.U.N. "stable" flag. 0.1 eV/atom is the usual

@@ -47,6 +47,7 @@ from pathlib import Path
 import pandas as pd
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Element
+
 from xtalagent.errors import InputError
 from xtalagent.io import write_json_atomic
 

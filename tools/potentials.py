@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.units import GPa
+
 from xtalagent import config
 from xtalagent.errors import InputError
 

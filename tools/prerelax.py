@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
+
 from xtalagent import config
 from xtalagent.composition import check_element
 from xtalagent.errors import InputError, XtalAgentError
@@ -139,6 +140,7 @@ def to_pyxtal(candidate: Any, symprec: float = config.SYMPREC):
     information (unbuilt pyxtal, failed symmetry search, molecular crystal) is an InputError.
     """
     from pyxtal import pyxtal
+
     from xtalagent.records import CrystalRecord
 
     if isinstance(candidate, CrystalRecord):
@@ -457,6 +459,7 @@ def _run(
     """The optimisation proper; fills ``result`` in place."""
     from pyxtal.lego.builder import minimize_from_x
     from pyxtal.lego.util import calculate_S
+
     from xtalagent.symmetry import detect_spacegroup
 
     with warnings.catch_warnings():

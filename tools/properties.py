@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from pymatgen.core import Element, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
+
 from xtalagent.errors import InputError
 from xtalagent.io import atomic_path
 

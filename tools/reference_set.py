@@ -56,6 +56,7 @@ class KnownCrystal:
     def structure(self):
         """The conventional cell as a pymatgen Structure (rebuilt from the asymmetric unit)."""
         import numpy as np
+
         from xtalagent.records import SiteSpec, SymmetryConstraint
         from xtalagent.structure_gen.freeparams import build_structure
 

@@ -37,6 +37,7 @@ from ase.constraints import FixSymmetry
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS
 from ase.optimize.optimize import Optimizer
+
 from xtalagent import config
 from xtalagent.tools.potentials import Potential
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
+
 from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.io import atomic_path, write_json_atomic, write_text_atomic

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+
 from xtalagent import config
 from xtalagent.composition import format_counts, reduced_formula
 from xtalagent.data.readers import RawCrystal, folder_files, read_crystals

@@ -34,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from xtalagent.errors import InputError
 from xtalagent.records import CrystalRecord
 

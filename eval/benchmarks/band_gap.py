@@ -42,6 +42,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv: list[str] | None = None) -> dict:
     import torch
     from pymatgen.core import Composition, Structure
+
     from xtalagent import config
     from xtalagent.io import write_json_atomic, write_text_atomic
     from xtalagent.tools import band_gap as bg

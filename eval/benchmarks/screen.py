@@ -41,6 +41,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
+
 from xtalagent.tools.mp2020 import anion
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -244,6 +245,7 @@ def _baseline_relax(opt, atoms_list) -> list[dict]:
 def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1) -> dict:
     import torch
     from chgnet.model import StructOptimizer
+
     from xtalagent.tools import relax
     from xtalagent.tools.potentials import CHGNetPotential, limit_threads
 
