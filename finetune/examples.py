@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from math import gcd
 
 from xtalagent import prompts
+from xtalagent.composition import reduced_counts
 from xtalagent.finetune.requests import electronegativity_order
 from xtalagent.finetune.wyckoff_solver import canonical_sites
 from xtalagent.records import CrystalRecord
@@ -53,10 +53,8 @@ def composition_of(record: CrystalRecord, pattern: str) -> tuple[tuple[str, ...]
     if pattern == "formula":
         return order, cell
     if pattern == "composition":
-        divisor = 0
-        for n in cell:
-            divisor = gcd(divisor, n)
-        return order, tuple(n // divisor for n in cell)
+        reduced, _ = reduced_counts(counts)
+        return order, tuple(reduced[el] for el in order)
     return order, None
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from pymatgen.core import Element
 
 from xtalagent import config
+from xtalagent.composition import reduced_counts
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.examples import record_properties
 from xtalagent.io import atomic_path
@@ -126,7 +127,7 @@ def composition_features(
         count_features = [math.nan] * (COUNT_SLOTS + 2)
         order = np.argsort(table[:, 0], kind="stable")
     else:
-        divisor = math.gcd(*(int(c) for c in counts))
+        _, divisor = reduced_counts(dict(zip(elements, counts)))
         shown = np.array(counts, dtype=np.float64) / (divisor if pattern == "composition" else 1)
         reduced_atoms = shown.sum() / (1 if pattern == "composition" else divisor)
         cell_atoms = shown.sum() if pattern == "formula" else math.nan

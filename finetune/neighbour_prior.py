@@ -48,7 +48,7 @@ import numpy as np
 from pymatgen.core import Element
 
 from xtalagent import config
-from xtalagent.composition import format_counts, parse_counts
+from xtalagent.composition import format_counts, parse_counts, reduced_counts
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.substitution import substitution_distances
@@ -115,9 +115,8 @@ def _shown_counts(pattern: str, elements: list[str], counts: Iterable[int] | Non
     """Counts as the pattern shows them: the cell, the reduced ratio, or None (elements only)."""
     if pattern == "elements" or counts is None:
         return None
-    counts = list(counts)
-    divisor = math.gcd(*counts) if pattern == "composition" else 1
-    return {el: n // divisor for el, n in zip(elements, counts)}
+    shown = dict(zip(elements, counts))
+    return reduced_counts(shown)[0] if pattern == "composition" else shown
 
 
 def prototype_order(pattern: str, elements: Iterable[str], counts: Iterable[int] | None) -> list[str]:

@@ -15,7 +15,6 @@ Mendeleev-number order (``(1, 2)`` is TiO2, ScNi2 or any AB2 whose B has the lar
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from xtalagent import config
+from xtalagent.composition import reduced_counts
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.examples import record_properties
 from xtalagent.finetune.group_classifier import (
@@ -51,9 +51,8 @@ def mendeleev_order(elements: Sequence[str]) -> list[str]:
 
 def ratio_key(counts: dict[str, int]) -> tuple[int, ...]:
     """The reduced ratio of a composition, its elements in Mendeleev-number order."""
-    shown = [int(counts[el]) for el in mendeleev_order(list(counts))]
-    divisor = math.gcd(*shown)
-    return tuple(n // divisor for n in shown)
+    reduced, _ = reduced_counts(counts)
+    return tuple(reduced[el] for el in mendeleev_order(list(counts)))
 
 
 def has_repeated_ratio(records: Sequence[CrystalRecord], min_count: int = config.CONSTRAINT_RATIO_MIN_COUNT) -> bool:

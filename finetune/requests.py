@@ -14,13 +14,12 @@ Targets must be finite and physical (:data:`BAND_GAP_RANGE`, :data:`FORMATION_EN
 from __future__ import annotations
 
 from enum import StrEnum
-from math import gcd
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xtalagent import config
-from xtalagent.composition import check_element, parse_counts
+from xtalagent.composition import check_element, parse_counts, reduced_counts
 from xtalagent.errors import InputError
 from xtalagent.finetune.wyckoff_solver import ExactCounts, FreeCounts, RatioCounts, Target
 from xtalagent.records import BAND_GAP_RANGE, FORMATION_ENERGY_RANGE, SiteSpec, SymmetryConstraint
@@ -139,10 +138,8 @@ class ConstraintRequest(BaseModel):
         order = electronegativity_order(list(counts))
         if self.pattern is Pattern.FORMULA:
             return ExactCounts(order, tuple(counts[el] for el in order))
-        divisor = 0
-        for n in counts.values():
-            divisor = gcd(divisor, n)
-        ratio = tuple(counts[el] // divisor for el in order)
+        reduced, _ = reduced_counts(counts)
+        ratio = tuple(reduced[el] for el in order)
         if sum(ratio) > self.max_atoms:
             raise InputError(
                 f"composition {self.composition} needs {sum(ratio)} atoms per formula unit, "
