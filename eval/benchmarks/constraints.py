@@ -1,59 +1,55 @@
-"""Benchmark the constraint generator on the MP `val` split (never `train`).
+"""Constraint generator on MP ``val`` (``test`` only for a finished model's final report).
 
-Run from the repository root after `python bench/bench_data_build.py`; each part can run alone
-(they are independent processes, so two cores can run two parts at once):
+``xtalagent bench constraints PART`` with PART one of:
 
-    python bench/bench_constraints.py latency [--patterns elements]   # formula + band gap by default
-    python bench/bench_constraints.py full --properties band_gap          # whole split
-    python bench/bench_constraints.py full --properties formation_energy  # whole split
-    python bench/bench_constraints.py patterns --subset 100               # all patterns x properties
-    python bench/bench_constraints.py full --patterns elements --properties formation_energy,none --subset 300
-    python bench/bench_constraints.py full --properties band_gap --split test --subset 1960  # final check
+* ``full``: requests of ``--patterns`` x ``--properties`` for every crystal of the split that has
+  the property (or a seeded ``--subset``): space-group accuracy (exact top-1, top-5, CrystalGF's
+  20 classes, 19 frequent + other), Wyckoff accuracy given the group, validity and composition
+  consistency of the decoded top-1 candidate, both baselines. The current figures are
+  ``constraints_full_*`` (formula, val), ``*_1960_test`` (``--split test --subset 1960``) and the
+  elements rows ``*_ratio_neighbours`` (see ``finetune/checkpoints/default/README.md``).
+* ``patterns``: a seeded subset, patterns formula / elements / composition x band gap / formation
+  energy / none, top-5 candidates decoded and checked.
+* ``latency``: median ms per request (top-1 and top-5) and requests/s, one request after another.
 
-`--split test` is for the final report of a finished model only: every choice (weights, settings,
-recipes) is made on `val`, so `test` tells how those choices hold on crystals nothing was tuned on.
-MP test holds 7,342 crystals, 3.7 times val; `--subset 1960` (a seeded random sample) keeps a run
-as long as one on val.
-
-`full`: full-formula requests (or `--patterns`) for every val crystal that has the property (or a
-random `--subset`): space-group accuracy (top-1, top-5, frequent+other), Wyckoff accuracy given
-the group, validity and composition consistency of the decoded top-1 candidate, both baselines.
-`patterns`: a random subset, patterns formula / elements / composition x band gap / formation
-energy / none, top-5 candidates decoded and checked.
-`latency`: median ms per request (top-1 and top-5) and requests/s, one request after another.
-Each part writes bench/results/constraints_<part>*.json (+ confusion-matrix PNGs).
+Every choice (weights, settings, recipes) is made on ``val``; ``--split test`` tells how those
+choices hold on crystals nothing was tuned on. MP test holds 7,342 crystals, 3.7 times val, and
+``--subset 1960`` keeps a run as long as one on val. Parts are independent processes, so two cores
+can run two at once. Results: ``bench/results/constraints_<part>...`` (+ confusion-matrix PNGs);
+a ``--variant`` name (e.g. a candidate model) becomes the suffix and is recorded in the JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
+import logging
 import statistics
 import time
 from pathlib import Path
+from typing import Any, Literal
 
-from xtalagent.data import load_records
-from xtalagent.eval.constraints import request_for, sample_records
-from xtalagent.eval.constraints_report import run_constraint_eval
-from xtalagent.finetune.predictor import load_predictor
+from xtalagent.eval.benchmarks.paths import dataset_file, results_dir
+from xtalagent.eval.benchmarks.results import DEFAULT_VARIANT, result_name, write_result
+from xtalagent.eval.benchmarks.subsets import seeded_sample
 
-RESULTS = Path("bench/results")
+logger = logging.getLogger(__name__)
+
+Part = Literal["latency", "full", "patterns"]
+PARTS: tuple[str, ...] = ("latency", "full", "patterns")
 
 
-def latency(dataset: Path, model: Path | None, n: int = 40, pattern: str = "formula") -> dict:
-    records = sample_records(load_records(dataset, "val"), 200, seed=1)
-    requests = [r for r in (request_for(rec, pattern, "band_gap") for rec in records) if r][:n]
-    predictor = load_predictor(model)
-    predictor.predict(requests[0], top_k=1)  # warm-up
+def latency(dataset: Path, model: Path | None, *, n: int = 40, pattern: str = "formula") -> dict[str, Any]:
+    """Median and 90th-percentile ms per request, top-1 and top-5, after one warm-up request."""
     import torch
 
-    out: dict = {
-        "pattern": pattern,
-        "n_requests": len(requests),
-        "load_average": os.getloadavg(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    from xtalagent.data import load_records
+    from xtalagent.eval.constraints import request_for
+    from xtalagent.finetune.predictor import load_predictor
+
+    records = seeded_sample(load_records(dataset, "val"), 200, seed=1)
+    requests = [r for r in (request_for(rec, pattern, "band_gap") for rec in records) if r][:n]
+    predictor = load_predictor(model, variant="eval")
+    predictor.predict(requests[0], top_k=1)  # warm-up
+    out: dict[str, Any] = {"pattern": pattern, "n_requests": len(requests), "torch_threads": torch.get_num_threads()}
     for k in (1, 5):
         times = []
         for request in requests:
@@ -62,66 +58,57 @@ def latency(dataset: Path, model: Path | None, n: int = 40, pattern: str = "form
             times.append(time.perf_counter() - start)
         out[f"top{k}"] = {
             "median_ms": round(1000 * statistics.median(times), 1),
-            "p90_ms": round(1000 * sorted(times)[int(0.9 * len(times)) - 1], 1),
+            "p90_ms": round(1000 * sorted(times)[max(int(0.9 * len(times)) - 1, 0)], 1),
             "requests_per_s": round(len(times) / sum(times), 2),
         }
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["latency", "full", "patterns"])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--properties", default="band_gap")
-    parser.add_argument("--subset", type=int, default=None, help="val crystals (full: all; patterns: 100)")
-    parser.add_argument("--patterns", default="formula", help="full: comma-separated request patterns; latency: one")
-    parser.add_argument("--tag", default="", help="suffix of the results folder, e.g. for a candidate model")
-    parser.add_argument("--no-prior", action="store_true", help="stage 1 from the language model alone")
-    parser.add_argument("--split", choices=["val", "test"], default="val", help="full: test only for a final report")
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    if args.part == "latency":
-        pattern = args.patterns.split(",")[0]
-        result = latency(args.dataset, args.model, pattern=pattern)
-        target = RESULTS / f"constraints_latency{'' if pattern == 'formula' else '_' + pattern}{args.tag}.json"
-    elif args.part == "full":
-        props, patterns = args.properties.split(","), args.patterns.split(",")
+def run_constraints(
+    part: Part,
+    *,
+    dataset: Path | None = None,
+    model: Path | None = None,
+    properties: list[str] = ("band_gap",),
+    patterns: list[str] = ("formula",),
+    subset: int | None = None,
+    split: Literal["val", "test"] = "val",
+    use_prior: bool = True,
+    latency_requests: int = 40,
+    variant: str = DEFAULT_VARIANT,
+    note: str | None = None,
+    results: Path | None = None,
+    run: dict[str, Any],
+) -> tuple[dict[str, Any], Path]:
+    """Run one part; return the result and the JSON path it was written to."""
+    from xtalagent.eval.constraints_report import run_constraint_eval
+
+    dataset = dataset_file(dataset)
+    folder = results_dir(results)
+    properties, patterns = list(properties), list(patterns)
+    if part == "latency":
+        pattern = patterns[0]
+        result = latency(dataset, model, n=latency_requests, pattern=pattern)
+        stem = "constraints_latency" + ("" if pattern == "formula" else f"_{pattern}")
+        target = folder / f"{result_name(stem, variant)}.json"
+    elif part == "full":
         prefix = "" if patterns == ["formula"] else "_".join(patterns) + "_"
-        size = f"_{args.subset}" if args.subset else ""
-        split = "" if args.split == "val" else f"_{args.split}"
-        out = RESULTS / f"constraints_full_{prefix}{'_'.join(props)}{size}{split}{args.tag}"
-        result = run_constraint_eval(
-            args.dataset,
-            args.split,
-            out,
-            limit=args.subset,
-            patterns=patterns,
-            properties=props,
-            top_k=5,
-            model=args.model,
-            decode_k=1,
-            use_prior=not args.no_prior,
-        )
+        size = f"_{subset}" if subset else ""
+        suffix = "" if split == "val" else f"_{split}"
+        out = folder / result_name(f"constraints_full_{prefix}{'_'.join(properties)}{size}{suffix}", variant)
+        result = run_constraint_eval(dataset, split, out, limit=subset, patterns=patterns, properties=properties,
+                                     top_k=5, model=model, decode_k=1, use_prior=use_prior)  # fmt: skip
+        target = out / "constraints_eval.json"
+    elif part == "patterns":
+        out = folder / result_name("constraints_patterns", variant)
+        result = run_constraint_eval(dataset, "val", out, limit=subset or 100,
+                                     patterns=["formula", "elements", "composition"],
+                                     properties=["band_gap", "formation_energy", "none"], top_k=5, model=model,
+                                     use_prior=use_prior)  # fmt: skip
         target = out / "constraints_eval.json"
     else:
-        out = RESULTS / f"constraints_patterns{args.tag}"
-        result = run_constraint_eval(
-            args.dataset,
-            "val",
-            out,
-            limit=args.subset or 100,
-            patterns=["formula", "elements", "composition"],
-            properties=["band_gap", "formation_energy", "none"],
-            top_k=5,
-            model=args.model,
-            use_prior=not args.no_prior,
-        )
-        target = out / "constraints_eval.json"
-    target.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result.get("results", result), indent=1))
-    print(f"-> {target}")
-
-
-if __name__ == "__main__":
-    main()
+        raise ValueError(f"unknown part {part!r}")
+    result = {"variant": "eval", **result}  # the eval predictor: train-only models and known crystals
+    write_result(target, result, run=run)
+    logger.info("constraints %s -> %s", part, target)
+    return result, target

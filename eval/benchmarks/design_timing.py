@@ -4,55 +4,59 @@ Runs the real command body (offline parser, embedded constraint model, default s
 MatterSim, default settings) into a fresh folder and records the total and per-stage seconds, the
 load average (other jobs on the machine slow it down) and what was found.
 
-    python bench/bench_design.py            # -> bench/results/design_tio.json
-    python bench/bench_design.py --prompt "..." --n 10 --name my_case
+    xtalagent bench design-timing                       # -> bench/results/design_tio.json
+    xtalagent bench design-timing --prompt "..." -n 10 --name my_case
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from xtalagent.eval.benchmarks.paths import results_dir
+from xtalagent.eval.benchmarks.results import write_result
+
+#: The README's main job.
 PROMPT = "A stable Ti-O compound with a band gap near 3 eV"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompt", default=PROMPT)
-    parser.add_argument("--n", type=int, default=10)
-    parser.add_argument("--name", default="design_tio")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench_design"))
-    args = parser.parse_args()
-
+def run_design_timing(
+    *,
+    prompt: str = PROMPT,
+    n: int = 10,
+    name: str = "design_tio",
+    work: Path = Path("runs/bench_design"),
+    results: Path | None = None,
+    run: dict[str, Any],
+) -> tuple[dict[str, Any], Path]:
+    """Run ``xtalagent design PROMPT -n N`` cold in ``work``; return the timing result and its path."""
     from xtalagent.agent.commands import design_command
 
-    shutil.rmtree(args.out, ignore_errors=True)  # a cold run: no cached stages
+    shutil.rmtree(work, ignore_errors=True)  # a cold run: no cached stages
     load_before = os.getloadavg()
     start = time.perf_counter()
-    run = design_command(args.prompt, args.out, n=args.n)
+    design = design_command(prompt, work, n=n)
     wall = time.perf_counter() - start
-    relaxed = [r for r in run.rows if r.get("design_rank") is not None]
+    relaxed = [r for r in design.rows if r.get("design_rank") is not None]
     result = {
         "what": "wall time of `xtalagent design PROMPT -n N` on the embedded defaults, cold (fresh folder)",
-        "prompt": args.prompt,
-        "n": args.n,
+        "prompt": prompt,
+        "n": n,
         "wall_seconds": round(wall, 1),
-        "stage_seconds": run.times.seconds,
+        "stage_seconds": design.times.seconds,
         "bar_seconds": 120,
         "cpu_count": os.cpu_count(),
         "torch_threads": __import__("torch").get_num_threads(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "request": run.request.model_dump(exclude_defaults=True),
-        "constraints": [c.label() for c in run.constraints],
-        "sampler": run.sampler_note,
-        "prerelax": run.prerelax_note,
-        "n_generated_ok": sum(s.ok for s in run.structures),
+        "request": design.request.model_dump(exclude_defaults=True),
+        "constraints": [c.label() for c in design.constraints],
+        "sampler": design.sampler_note,
+        "prerelax": design.prerelax_note,
+        "n_generated_ok": sum(s.ok for s in design.structures),
         "n_relaxed": len(relaxed),
         "n_stable": sum(bool(r.get("stable")) for r in relaxed),
         "mean_relax_steps": round(sum(r.get("steps") or 0 for r in relaxed) / max(len(relaxed), 1), 1),
@@ -88,19 +92,11 @@ def main() -> None:
                     "meets_all_checked",
                 )
             }  # fmt: skip
-            for r in run.known_rows
+            for r in design.known_rows
         ],
-        "band_gap_model": run.band_gap_model,
-        "variant": run.settings.variant,
-        "potential": run.screen_summary.get("provenance"),
-        "command": f'python bench/bench_design.py --prompt "{args.prompt}" --n {args.n}',
+        "band_gap_model": design.band_gap_model,
+        "variant": design.settings.variant,
+        "potential": design.screen_summary.get("provenance"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{args.name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("wall_seconds", "stage_seconds", "load_average_before")}, indent=2))
-    print(f"written to {path}")
-
-
-if __name__ == "__main__":
-    main()
+    path = write_result(results_dir(results) / f"{name}.json", result, run=run)
+    return result, path

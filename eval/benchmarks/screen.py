@@ -21,40 +21,41 @@
   Wall and CPU seconds are both recorded; final energies are compared with the baseline's.
   -> bench/results/screen_throughput.json (bar: >= 3x)
 
-Run with one thread (OMP_NUM_THREADS=1, also set below): ``python bench/bench_screen.py ehull --n 300``,
-``python bench/bench_screen.py throughput --n 32``.
+* ``check-table``: the Matbench hull table (as published and re-expressed in MP2020) against MP-20
+  ground-state formation energies. -> bench/results/screen_hull_table_check.json
+
+Run with one thread: ``xtalagent bench screen ehull --n 300``, ``xtalagent bench screen throughput --n 32``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
+from xtalagent.eval.benchmarks.paths import MP_TABLE, results_dir, shared_file
+from xtalagent.eval.benchmarks.results import DEFAULT_VARIANT, result_name, write_result
+from xtalagent.eval.benchmarks.subsets import read_mp_table, seeded_rows
 from xtalagent.tools.mp2020 import anion
+from xtalagent.tools.settings import RelaxSettings
 
-RESULTS = Path(__file__).resolve().parent / "results"
+Which = Literal["ehull", "throughput", "check-table"]
+WHICH: tuple[str, ...] = ("ehull", "throughput", "check-table")
+#: The Matbench formation-energy table inside the shared data (the hull before MP2020 re-expression).
+MATBENCH_E_FORM = "matbench/mp_e_form.csv.gz"
 
 
-def _mp(split: set[str]) -> pd.DataFrame:
-    from xtalagent import config
-
-    path = config.SHARED_DATA_DIR / "mp" / "structures.csv.gz"
-    if not path.is_file():
-        raise SystemExit(f"shared data not found: {path}")
-    frame = pd.read_csv(path)
-    return frame[frame["split"].isin(split)]
+def _mp(split: set[str], table: Path) -> pd.DataFrame:
+    return read_mp_table(table, split)
 
 
 def _structure(cif: str):
@@ -65,16 +66,17 @@ def _structure(cif: str):
         return Structure.from_str(cif, fmt="cif")
 
 
-def bench_ehull(n: int, seed: int, out_dir: Path, batch_size: int, split: str = "test") -> tuple[dict, dict]:
+def bench_ehull(
+    n: int, seed: int, out_dir: Path, batch_size: int, split: str = "test", *, table: Path, matbench: Path
+) -> tuple[dict, dict]:
     from xtalagent.symmetry import detect_spacegroup
-    from xtalagent.tools import relax
     from xtalagent.tools.hull import ReferenceHull
     from xtalagent.tools.potentials import limit_threads
     from xtalagent.tools.screen import Candidate, screen
 
     limit_threads(1)
-    frame = _mp({split})
-    frame = frame[(frame["source"] == "mp20") & frame["e_above_hull"].notna()].sample(n=n, random_state=seed)
+    frame = _mp({split}, table)
+    frame = seeded_rows(frame[(frame["source"] == "mp20") & frame["e_above_hull"].notna()], n, seed)
     cands = [
         Candidate(id=r.material_id, source="mp", cif_text=r.cif, structure=_structure(r.cif))
         for r in frame.itertuples()
@@ -96,7 +98,7 @@ def bench_ehull(n: int, seed: int, out_dir: Path, batch_size: int, split: str = 
 
     # --- per crystal: where does the error come from? -------------------------------------------
     default_hull = ReferenceHull.default()
-    legacy_hull = ReferenceHull(_legacy_table(), name="matbench mp_e_form, legacy MP corrections")
+    legacy_hull = ReferenceHull(_legacy_table(matbench), name="matbench mp_e_form, legacy MP corrections")
     details = []
     for i in ok:
         r, t = rows[i], truth.loc[i]
@@ -170,33 +172,31 @@ def bench_ehull(n: int, seed: int, out_dir: Path, batch_size: int, split: str = 
             "median_ae_e_hull": float(np.median(np.abs(alt - det["mp_e_above_hull"]))),
             "n_negative_e_hull": int((alt < 0).sum()),
         },
-        "optimizer": relax.OPTIMIZER,
+        "optimizer": RelaxSettings.optimizer,
         "seed": seed,
         "potential": report.provenance,
         "seconds": round(seconds, 1),
         "cpu_seconds": round(cpu, 1),
         "load_average_start_end": [load0, os.getloadavg()],
         "sizes": {"min_atoms": int(frame["n_sites"].min()), "max_atoms": int(frame["n_sites"].max())},
-        "command": f"OMP_NUM_THREADS=1 python bench/bench_screen.py ehull --split {split} --n {n} --seed {seed}",
     }
     return result, {"rows": details}
 
 
-def _legacy_table() -> pd.DataFrame:
+def _legacy_table(matbench: Path) -> pd.DataFrame:
     """The hull table as Matbench publishes it (legacy MP corrections): what screen() used before."""
-    from xtalagent import config
     from xtalagent.tools.hull import legacy_table
 
-    return legacy_table(config.SHARED_DATA_DIR / "matbench" / "mp_e_form.csv.gz")
+    return legacy_table(matbench)
 
 
-def check_mp2020_table(splits: set[str]) -> dict:
+def check_mp2020_table(splits: set[str], *, table: Path, matbench: Path) -> dict:
     """Matbench table (legacy and the shipped MP2020 version) vs MP-20 formation energies of ground states."""
     from xtalagent.tools.hull import HULL_TABLE_FILE
 
-    frame = _mp(splits)
+    frame = _mp(splits, table)
     frame = frame[(frame["source"] == "mp20") & (frame["e_above_hull"] == 0)]
-    raw = _legacy_table().set_index("formula")["e_form"]
+    raw = _legacy_table(matbench).set_index("formula")["e_form"]
     conv = pd.read_csv(HULL_TABLE_FILE, keep_default_na=False).set_index("formula")["e_form"]
     frame = frame[frame["formula"].isin(raw.index)]
     mp = frame["formation_energy_per_atom"].to_numpy()
@@ -213,11 +213,11 @@ def check_mp2020_table(splits: set[str]) -> dict:
     }
 
 
-def _throughput_set(n: int, seed: int):
+def _throughput_set(n: int, seed: int, table: Path):
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    frame = _mp({"val"})
-    frame = frame[(frame["n_sites"] >= 5) & (frame["n_sites"] <= 20)].sample(n=n, random_state=seed)
+    frame = _mp({"val"}, table)
+    frame = seeded_rows(frame[(frame["n_sites"] >= 5) & (frame["n_sites"] <= 20)], n, seed)
     rng = np.random.default_rng(seed)
     atoms = []
     for cif in frame["cif"]:
@@ -242,7 +242,7 @@ def _baseline_relax(opt, atoms_list) -> list[dict]:
     return out
 
 
-def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1) -> dict:
+def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1, *, table: Path) -> dict:
     import torch
     from chgnet.model import StructOptimizer
 
@@ -250,7 +250,7 @@ def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1) -> di
     from xtalagent.tools.potentials import CHGNetPotential, limit_threads
 
     limit_threads(threads)
-    atoms, ids = _throughput_set(n, seed)
+    atoms, ids = _throughput_set(n, seed, table)
     fast = CHGNetPotential()
     slow = CHGNetPotential(model=fast.model, fast=False)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -322,7 +322,7 @@ def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1) -> di
         "natoms": [len(a) for a in atoms],
         "batch_size": batch_size,
         "torch_threads_all_variants": torch.get_num_threads(),
-        "default_optimizer": relax.OPTIMIZER,
+        "default_optimizer": RelaxSettings.optimizer,
         "speedup_vs_structoptimizer": speed,
         "speedup": speed["batched"]["wall"],
         "bar_speedup": 3.0,
@@ -336,46 +336,46 @@ def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1) -> di
         "per_structure": {name: per[name] for name in variants},
         "load_average_per_chunk": loads,
         "ids": ids,
-        "command": f"OMP_NUM_THREADS={threads} python bench/bench_screen.py throughput --n {n} --seed {seed} "
-        f"--batch-size {batch_size} --threads {threads}",
     }
 
 
-def main() -> None:
-    from xtalagent.io import write_json_atomic
-    from xtalagent.tools import relax
+def run_screen(
+    which: Which,
+    *,
+    n: int | None = None,
+    split: Literal["test", "val"] = "test",
+    seed: int = 0,
+    batch_size: int = 16,
+    threads: int = 1,
+    mp_table: Path | None = None,
+    shared: Path | None = None,
+    output: Path | None = None,
+    results: Path | None = None,
+    variant: str = DEFAULT_VARIANT,
+    run: dict[str, Any],
+) -> tuple[dict[str, Any], Path]:
+    """Run one screening benchmark; return the result and the JSON path (per-crystal rows beside it)."""
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=["ehull", "throughput", "check-table"])
-    parser.add_argument("--n", type=int, default=None)
-    parser.add_argument("--split", choices=["test", "val"], default="test", help="ehull: which split to score")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1, help="throughput: torch threads (all variants alike)")
-    parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/screen_*.json)")
-    args = parser.parse_args()
+    table = shared_file(MP_TABLE, shared=shared, file=mp_table)
     details = None
-    if args.which == "ehull":
-        n = args.n or 300
+    folder = results_dir(results)
+    if which == "ehull":
+        n = n or 300
+        matbench = shared_file(MATBENCH_E_FORM, shared=shared)  # the legacy-table diagnostic
         # a fresh work folder per optimiser: screen()'s cache key does not include the optimiser
-        work = Path("/tmp") / f"bench_screen_ehull_{args.split}_{n}_{args.seed}_{relax.OPTIMIZER.lower()}"
-        result, details = bench_ehull(n, args.seed, work, args.batch_size, args.split)
-        suffix = "" if args.split == "test" else f"_{args.split}"
-        target = args.out or RESULTS / f"screen_ehull{suffix}.json"
-    elif args.which == "check-table":
-        result = check_mp2020_table({"train", "val"})
-        target = args.out or RESULTS / "screen_hull_table_check.json"
+        work = Path(tempfile.gettempdir()) / f"bench_screen_ehull_{split}_{n}_{seed}_{RelaxSettings.optimizer.lower()}"
+        result, details = bench_ehull(n, seed, work, batch_size, split, table=table, matbench=matbench)
+        stem = "screen_ehull" if split == "test" else f"screen_ehull_{split}"
+    elif which == "check-table":
+        result = check_mp2020_table({"train", "val"}, table=table, matbench=shared_file(MATBENCH_E_FORM, shared=shared))
+        stem = "screen_hull_table_check"
+    elif which == "throughput":
+        result = bench_throughput(n or 32, seed, batch_size, threads, table=table)
+        stem = "screen_throughput"
     else:
-        result = bench_throughput(args.n or 32, args.seed, args.batch_size, args.threads)
-        target = args.out or RESULTS / "screen_throughput.json"
-    skip = ("ids", "failures", "per_structure", "natoms")
-    print(json.dumps({k: v for k, v in result.items() if k not in skip}, indent=2))
-    write_json_atomic(target, result)
-    print(f"-> {target}")
+        raise ValueError(f"unknown screening benchmark {which!r}")
+    target = output or folder / f"{result_name(stem, variant)}.json"
+    write_result(target, result, run=run)
     if details is not None:
-        write_json_atomic(target.with_suffix(".details.json"), details)
-        print(f"-> {target.with_suffix('.details.json')}")
-
-
-if __name__ == "__main__":
-    main()
+        write_result(target.with_suffix(".details.json"), details, run=run)
+    return result, target

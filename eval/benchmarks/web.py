@@ -1,6 +1,6 @@
 """`xtalagent web` against `xtalagent design`: page latency and the README request's wall time, same settings.
 
-    python bench/bench_web.py [--reps 2] [--threads 2]
+    xtalagent bench web [--reps 2] [--threads 2]
 
 Starts `xtalagent web` on a fresh session folder, times the first HTTP answer and the page load in headless
 Chromium (Debian's `chromium`, as tests/test_web.py), then runs the README request in the page and, alternately,
@@ -10,8 +10,7 @@ conversation to bench/results/web_chat.png.
 
 from __future__ import annotations
 
-import argparse
-import json
+import logging
 import os
 import socket
 import subprocess
@@ -20,8 +19,15 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from xtalagent.errors import XtalAgentError
+from xtalagent.eval.benchmarks.paths import results_dir
+from xtalagent.eval.benchmarks.results import write_result
+
+logger = logging.getLogger(__name__)
+#: Debian's chromium, as tests/test_web.py drives it.
+CHROMIUM = Path("/usr/bin/chromium")
 PROMPT = "A stable Ti-O compound with a band gap near 3 eV"
 N = 10
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -43,7 +49,7 @@ def start_web(folder: Path, threads: int) -> tuple[subprocess.Popen, str, float]
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     while "http://" not in log.read_text():
         if proc.poll() is not None:
-            raise SystemExit(log.read_text())
+            raise XtalAgentError(f"xtalagent web stopped before serving: {log.read_text().strip()[-300:]}")
         time.sleep(0.05)
     return proc, f"http://127.0.0.1:{port}", time.monotonic() - start
 
@@ -65,7 +71,7 @@ def web_design(browser, url: str, screenshot: Path | None) -> dict:
     page.keyboard.press("Enter")
     while "Screening [screen_structures" not in page.inner_text("#xa-chat"):
         if time.monotonic() - start > 1800:
-            raise SystemExit("the page gave no answer in 30 minutes")
+            raise XtalAgentError("the page gave no answer in 30 minutes")
         page.wait_for_timeout(250)
     design = time.monotonic() - start
     page.wait_for_selector("#xa-view-candidate[data-drawn]", timeout=60_000)
@@ -84,29 +90,34 @@ def cli_design(folder: Path, threads: int) -> float:
     return round(time.monotonic() - start, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
+def run_web(
+    *, reps: int = 2, threads: int = 2, results: Path | None = None, run: dict[str, Any]
+) -> tuple[dict[str, Any], Path]:
+    """Alternate ``reps`` CLI and page runs of the README request; return the result and its path."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise XtalAgentError("the web benchmark needs the 'web' extra (pip install 'xtalagent[web]')") from None
+    if not CHROMIUM.is_file():
+        raise XtalAgentError(f"{CHROMIUM} not found: install Debian's chromium (as .ci/run does)")
+    folder = results_dir(results)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_web_"))
     runs = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        for rep in range(args.reps):
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        for rep in range(reps):
             load_before = os.getloadavg()
-            cli = cli_design(tmp / f"cli_{rep}", args.threads)
-            proc, url, ready = start_web(tmp / f"web_{rep}", args.threads)
+            cli = cli_design(tmp / f"cli_{rep}", threads)
+            proc, url, ready = start_web(tmp / f"web_{rep}", threads)
             try:
-                web = web_design(browser, url, RESULTS / "web_chat.png" if rep == 0 else None)
+                web = web_design(browser, url, folder / "web_chat.png" if rep == 0 else None)
             finally:
                 proc.terminate()
                 proc.wait(30)
             runs.append({"rep": rep, "cli_design_seconds": cli, "web_server_ready_seconds": round(ready, 2),
                          **web, "load_average_before": [round(x, 2) for x in load_before]})  # fmt: skip
-            print(json.dumps(runs[-1]))
+            logger.info("web run %d: %s", rep, runs[-1])
         browser.close()
     cli = sum(r["cli_design_seconds"] for r in runs) / len(runs)
     web = sum(r["design_seconds"] for r in runs) / len(runs)
@@ -117,7 +128,7 @@ def main() -> None:
         "n": N,
         "web_prompt": f"{PROMPT}, {N} candidates",
         "cpu_count": os.cpu_count(),
-        "torch_threads": args.threads,
+        "torch_threads": threads,
         "runs": runs,
         "mean_cli_design_seconds": round(cli, 1),
         "mean_web_design_seconds": round(web, 1),
@@ -126,9 +137,5 @@ def main() -> None:
         "max_page_ready_seconds": max(r["page_ready_seconds"] for r in runs),
         "bars": {"page_answers_within_seconds": 2.0, "design_within_fraction_of_cli": 0.10},
     }
-    (RESULTS / "web.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+    path = write_result(folder / "web.json", result, run=run)
+    return result, path

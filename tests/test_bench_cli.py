@@ -1,0 +1,68 @@
+"""``xtalagent bench``: the rerunnable benchmarks, one command each, through the CLI itself.
+
+Only the cheap ones run here, on the shipped fixtures with a tiny size; every result must say which
+benchmark, variant and machine produced it.
+"""
+
+import gzip
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from xtalagent.agent.cli import app, main
+
+BENCHMARKS = ("constraints", "band-gap", "screen", "design-timing", "design-e2e", "csp", "sampling-speed",
+              "data-build", "web")  # fmt: skip
+
+
+@pytest.fixture
+def shared(tmp_path, fixtures):
+    """A stand-in for ../shared/data holding only the fixture crystals as mp/structures.csv.gz."""
+    folder = tmp_path / "shared"
+    (folder / "mp").mkdir(parents=True)
+    (folder / "mp" / "structures.csv.gz").write_bytes(gzip.compress((fixtures / "crystals.csv").read_bytes()))
+    return folder
+
+
+def test_bench_help_lists_every_benchmark():
+    result = CliRunner().invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0
+    for name in BENCHMARKS:
+        assert name in result.output
+
+
+def test_data_build_writes_a_result_naming_variant_and_machine(tmp_path, shared):
+    results = tmp_path / "results"
+    args = ["bench", "data-build", "--dataset", "mp", "--limit", "4", "--workers", "1", "--shared-data", str(shared),
+            "--out-dir", str(tmp_path / "datasets"), "--results", str(results), "--variant", "tiny",
+            "--note", "4 fixture crystals"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = json.loads((results / "data_build_tiny.json").read_text())
+    assert written["run"]["benchmark"] == "data-build"
+    assert written["run"]["variant"] == "tiny" and written["run"]["variant_note"] == "4 fixture crystals"
+    assert written["run"]["machine"]["cpus"] >= 1 and "load_average" in written["run"]["machine"]
+    assert written["run"]["options"]["limit"] == 4
+    row = written["datasets"]["mp/structures.csv.gz"]
+    assert row["n_read"] == 4 and row["n_labelled"] == 4
+    assert (tmp_path / "datasets" / "mp_structures.parquet").is_file()
+
+
+def test_missing_shared_data_is_one_line(tmp_path, capsys):
+    code = main(["bench", "band-gap", "--shared-data", str(tmp_path / "nowhere"), "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "shared data not found" in err and "--shared-data" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_dataset_says_how_to_build_it(tmp_path, capsys):
+    code = main(["bench", "constraints", "latency", "--dataset", str(tmp_path / "none.parquet")])
+    err = capsys.readouterr().err
+    assert code == 1 and "xtalagent bench data-build" in err
+
+
+def test_bad_part_is_refused(capsys):
+    assert main(["bench", "constraints", "everything"]) == 1
+    assert "latency" in capsys.readouterr().err
