@@ -66,3 +66,27 @@ def test_missing_dataset_says_how_to_build_it(tmp_path, capsys):
 def test_bad_part_is_refused(capsys):
     assert main(["bench", "constraints", "everything"]) == 1
     assert "latency" in capsys.readouterr().err
+
+
+def test_row_cache_gives_back_what_the_experiments_store(tmp_path):
+    """The tuning experiments' cached rows (numpy arrays, tuples as keys, sets, Counters) survive the JSON cache."""
+    from collections import Counter
+
+    import numpy as np
+
+    from xtalagent.eval.benchmarks.row_cache import cached_rows
+
+    rows = [{"half": "A", "truth": Counter({("Na", "4a"): 1, ("Cl", "4b"): 1}), "groups": np.array([225, 221]),
+             "scores": np.array([-0.5, float("-inf")]), "beam": {(("Cl", "4b"), ("Na", "4a"))},
+             "sites_of": {3: (("Na", "4a"),)}, "pool": (np.array([3, 7]), np.array([0.1, 0.2], dtype=np.float32)),
+             "properties": (None, -1.5), "ratio_rank": np.int64(2), "hosted": [0, 1]}]  # fmt: skip
+    path = tmp_path / "rows.json.gz"
+    assert cached_rows(path, lambda: rows) is rows
+    back = cached_rows(path, lambda: pytest.fail("the cache was not read"))
+    row, original = back[0], rows[0]
+    assert row["truth"] == original["truth"] and isinstance(row["truth"], Counter)
+    assert row["groups"].dtype == original["groups"].dtype and row["groups"].tolist() == [225, 221]
+    assert row["scores"][1] == float("-inf")
+    assert row["beam"] == original["beam"] and row["sites_of"] == original["sites_of"]
+    assert row["pool"][1].dtype == np.float32 and row["properties"] == (None, -1.5)
+    assert row["ratio_rank"] == 2 and row["hosted"] == [0, 1]
