@@ -530,9 +530,9 @@ def readme(meta: dict) -> str:
     m = meta.get("metrics") or {}
     test = (
         f"MP test (seeded {m.get('n')}, as given): MAE {m['mae']:.3f} eV, metal/non-metal accuracy "
-        f"{100 * m['metal_accuracy']:.1f} % (bench/bench_band_gap.py)."
+        f"{100 * m['metal_accuracy']:.1f} % (xtalagent bench band-gap)."
         if m.get("mae") is not None
-        else "MP test: not measured yet (run bench/bench_band_gap.py)."
+        else "MP test: not measured yet (run xtalagent bench band-gap)."
     )
     return f"""# Band-gap model ({meta["name"]})
 
@@ -555,7 +555,7 @@ PBE band gap with an uncertainty, used by `xtalagent properties` and the screeni
 
 Rebuild from scratch: about {REBUILD_MINUTES} min on 2 shared CPU cores with 1 torch thread (CHGNet features of
 8,472 crystals 5 min, prior 3 min, head 5 min); the last run took {t["seconds"] / 60:.0f} min, reusing
-what was cached in `runs/band_gap/`. The test figures come from `python bench/bench_band_gap.py --record`.
+what was cached in `runs/band_gap/`. The test figures come from `xtalagent bench band-gap --record`.
 
     python -m xtalagent.tools.band_gap_train --data ../shared/data/mp/structures.csv.gz \\
         --matbench ../shared/data/matbench/mp_gap.csv.gz -o tools/checkpoints/band_gap
@@ -568,7 +568,7 @@ def release_readme(meta: dict) -> str:
     measured = (
         f"Measured error to quote, of the **{m['measured_on']}**: MAE "
         f"{m['mae']:.3f} eV, metal/non-metal accuracy {100 * m['metal_accuracy']:.1f} % "
-        "(bench/bench_band_gap.py). This model has no held-out figure of its own."
+        "(xtalagent bench band-gap). This model has no held-out figure of its own."
         if m.get("mae") is not None
         else "No measured error: the eval variant has not been benchmarked yet."
     )
