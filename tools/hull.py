@@ -1,6 +1,6 @@
 """Formation energy and energy above the convex hull from an ML-potential energy.
 
-How (measured, see bench/bench_screen.py and the report of issue #5):
+How (measured, see ``xtalagent bench screen`` (eval/benchmarks/screen.py) and the report of issue #5):
 
 * **Formation energy** ``e_form = (E - sum_i n_i mu_i) / N`` with ``E`` the potential's total
   energy and ``mu_i`` the Materials Project elemental reference energies per atom (the GGA total

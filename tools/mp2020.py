@@ -4,7 +4,7 @@ Why: the shipped hull table comes from Matbench ``mp_e_form`` (MP database v2019
 ``MPCompatibility`` corrections), while MP-20's formation energies and the MPtrj energies CHGNet
 learnt follow ``MP2020Compatibility``. Against MP-20 ground states (train + val, 3,692 formulas)
 the raw table is off by 0.040 eV/atom MAE (11.7 % of formulas by more than 0.1), the re-expressed
-one by 0.012 (2.2 %) — ``python bench/bench_screen.py check-table``. Nothing is fitted: the
+one by 0.012 (2.2 %) — ``xtalagent bench screen check-table``. Nothing is fitted: the
 conversion uses only published correction constants, from the composition alone.
 
 Constants are pymatgen's (``pymatgen.entries.compatibility.MP_COMPAT_CONFIG`` and
