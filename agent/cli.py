@@ -20,6 +20,9 @@ from typer.exceptions import TyperException
 from xtalagent import config
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.eval.bench_cli import bench_app
+from xtalagent.finetune.settings import ConstraintSettings, FinetuneSettings
+from xtalagent.structure_gen.settings import CspEvalSettings, SamplerSettings, TrainConfig
+from xtalagent.tools.settings import RelaxSettings
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -119,9 +122,9 @@ def read_text_input(path: Path, what: str) -> list[str]:
 def constraints_predict(
     requests: Annotated[Path, typer.Argument(help="JSONL: one request per line (see 'finetune/requests.py')")],
     output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file to write")] = Path("constraints.jsonl"),
-    top_k: Annotated[int, typer.Option("--top-k", help="candidates per request")] = config.CONSTRAINT_TOP_K,
-    temperature: Annotated[float, typer.Option(help="0 = beam search; >0 = sampling")] = 0.0,
-    seed: Annotated[int, typer.Option(help="random seed for sampling")] = 0,
+    top_k: Annotated[int, typer.Option("--top-k", help="candidates per request")] = ConstraintSettings.top_k,
+    temperature: Annotated[float, typer.Option(help="0 = beam search; >0 = sampling")] = ConstraintSettings.temperature,
+    seed: Annotated[int, typer.Option(help="random seed for sampling")] = ConstraintSettings.seed,
     model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
     endpoint: Annotated[
         str | None, typer.Option(help="OpenAI-compatible endpoint serving adapters 'sg' and 'wyckoff'")
@@ -154,7 +157,9 @@ def constraints_predict(
         with atomic_path(output) as tmp, open(tmp, "w") as handle:
             for item in track(items, description="predicting", console=console):
                 prediction = (
-                    item if isinstance(item, Prediction) else predictor.predict_request(item, top_k, temperature, seed)
+                    item
+                    if isinstance(item, Prediction)
+                    else predictor.predict_request(item, top_k=top_k, temperature=temperature, seed=seed)
                 )
                 n_errors += prediction.error is not None
                 handle.write(prediction.model_dump_json(exclude_none=True) + "\n")
@@ -176,7 +181,7 @@ def constraints_eval(
     properties: Annotated[
         str, typer.Option(help="comma-separated: band_gap,formation_energy,none")
     ] = "band_gap,formation_energy,none",
-    top_k: Annotated[int, typer.Option("--top-k")] = config.CONSTRAINT_TOP_K,
+    top_k: Annotated[int, typer.Option("--top-k")] = ConstraintSettings.top_k,
     decode_k: Annotated[int | None, typer.Option(help="candidates fully decoded per request (default: top-k)")] = None,
     model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
     endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
@@ -229,40 +234,38 @@ def finetune(
     base_model: Annotated[
         str | None, typer.Option(help="local path or hub id of a causal LM; default: pretrain a compact one")
     ] = None,
-    stages: Annotated[str, typer.Option(help="comma-separated stages to train")] = "sg,wyckoff",
-    epochs: Annotated[float, typer.Option(help="epochs per adapter")] = 3.0,
-    base_epochs: Annotated[float, typer.Option(help="epochs of base pretraining (compact model only)")] = 4.0,
-    learning_rate: Annotated[float, typer.Option()] = 2e-3,
-    batch_size: Annotated[int, typer.Option()] = 32,
-    lora_r: Annotated[int, typer.Option()] = 16,
-    threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
-    limit: Annotated[int | None, typer.Option(help="use only N training crystals")] = None,
-    base_hidden: Annotated[int, typer.Option(help="hidden size of the compact base (a multiple of 64)")] = (
-        config.CONSTRAINT_BASE_HIDDEN
-    ),
-    base_layers: Annotated[int, typer.Option(help="transformer layers of the compact base")] = (
-        config.CONSTRAINT_BASE_LAYERS
-    ),
+    stages: Annotated[str, typer.Option(help="comma-separated stages to train")] = ",".join(FinetuneSettings.stages),
+    epochs: Annotated[float, typer.Option(help="epochs per adapter")] = FinetuneSettings.epochs,
+    base_epochs: Annotated[
+        float, typer.Option(help="epochs of base pretraining (compact model only)")
+    ] = FinetuneSettings.base_epochs,
+    learning_rate: Annotated[float, typer.Option()] = FinetuneSettings.learning_rate,
+    batch_size: Annotated[int, typer.Option()] = FinetuneSettings.batch_size,
+    lora_r: Annotated[int, typer.Option()] = FinetuneSettings.lora_r,
+    threads: Annotated[int | None, typer.Option(help="torch threads")] = FinetuneSettings.threads,
+    limit: Annotated[int | None, typer.Option(help="use only N training crystals")] = FinetuneSettings.limit,
+    base_hidden: Annotated[
+        int, typer.Option(help="hidden size of the compact base (a multiple of 64)")
+    ] = FinetuneSettings.base_hidden,
+    base_layers: Annotated[
+        int, typer.Option(help="transformer layers of the compact base")
+    ] = FinetuneSettings.base_layers,
     variants_per_record: Annotated[
         int, typer.Option(help="training prompts per crystal: full formula + N-1 random pattern/property draws")
-    ] = config.CONSTRAINT_VARIANTS_PER_RECORD,
-    classifier_epochs: Annotated[int, typer.Option(help="epochs of the composition classifier")] = (
-        config.CONSTRAINT_CLASSIFIER_EPOCHS
-    ),
-    classifier_dropout: Annotated[float, typer.Option(help="dropout of the composition classifier, in [0, 1)")] = (
-        config.CONSTRAINT_CLASSIFIER_DROPOUT
-    ),
+    ] = FinetuneSettings.variants_per_record,
+    classifier_epochs: Annotated[
+        int, typer.Option(help="epochs of the composition classifier")
+    ] = FinetuneSettings.classifier_epochs,
+    classifier_dropout: Annotated[
+        float, typer.Option(help="dropout of the composition classifier, in [0, 1)")
+    ] = FinetuneSettings.classifier_dropout,
 ) -> None:
     """Fine-tune the constraint generator: (compact base LM +) one LoRA adapter per stage. Resumable."""
-    from xtalagent.finetune.train import BaseModelConfig
     from xtalagent.finetune.workflow import run_finetune
 
-    base_config = BaseModelConfig.sized(base_hidden, base_layers)
-    folder = run_finetune(
-        dataset=dataset,
-        output=output,
+    settings = FinetuneSettings(
         base_model=base_model,
-        stages=stages.split(","),
+        stages=tuple(stages.split(",")),
         epochs=epochs,
         base_epochs=base_epochs,
         learning_rate=learning_rate,
@@ -270,11 +273,13 @@ def finetune(
         lora_r=lora_r,
         threads=threads,
         limit=limit,
-        base_config=base_config,
+        base_hidden=base_hidden,
+        base_layers=base_layers,
         variants_per_record=variants_per_record,
         classifier_epochs=classifier_epochs,
         classifier_dropout=classifier_dropout,
     )
+    folder = run_finetune(dataset=dataset, output=output, settings=settings)
     out.print(f"[green]constraint model ready[/] -> {folder}")
 
 
@@ -283,30 +288,31 @@ def structures_sample(
     constraints: Annotated[Path, typer.Argument(help="JSONL of constraints, or the output of 'constraints predict'")],
     n: Annotated[int, typer.Option("-n", help="structures per constraint")] = 10,
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for CIFs + index")] = Path("structures"),
-    sampler: Annotated[str, typer.Option(help="diffusion or pyxtal")] = "diffusion",
-    checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
-    max_attempts: Annotated[int, typer.Option(help="retries for structures that fail the checks")] = 5,
-    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = config.DIFFUSION_SAMPLE_STEPS,
+    sampler: Annotated[str, typer.Option(help="diffusion or pyxtal")] = SamplerSettings.sampler,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="diffusion checkpoint; default: shipped")
+    ] = SamplerSettings.checkpoint,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = SamplerSettings.seed,
+    max_attempts: Annotated[
+        int, typer.Option(help="retries for structures that fail the checks")
+    ] = SamplerSettings.max_attempts,
+    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = SamplerSettings.steps,
     temperature: Annotated[
         float, typer.Option(help="diffusion noise scale (1: exact reverse process; lower: likelier structures)")
-    ] = config.DIFFUSION_SAMPLE_TEMPERATURE,
+    ] = SamplerSettings.temperature,
 ) -> None:
     """Sample crystal structures that carry each symmetry constraint exactly (checked with spglib)."""
     from xtalagent.structure_gen.commands import sample_command
 
-    sample_command(
-        constraints=constraints,
-        n=n,
-        output=output,
+    settings = SamplerSettings(
         sampler=sampler,
         checkpoint=checkpoint,
         seed=seed,
         max_attempts=max_attempts,
         steps=steps,
         temperature=temperature,
-        echo=out.print,
     )
+    sample_command(constraints=constraints, n=n, output=output, settings=settings, echo=out.print)
 
 
 @structures_app.command("train")
@@ -317,18 +323,22 @@ def structures_train(
     ),
     train_split: Annotated[str | None, typer.Option(help="split to train on (default: train, or all rows)")] = None,
     val_split: Annotated[str | None, typer.Option(help="split for the validation match rate")] = None,
-    hidden: Annotated[int, typer.Option()] = 128,
-    layers: Annotated[int, typer.Option()] = 4,
-    batch_size: Annotated[int, typer.Option()] = 64,
-    lr: Annotated[float, typer.Option()] = 1e-3,
-    max_steps: Annotated[int, typer.Option()] = 20000,
-    max_minutes: Annotated[float, typer.Option(help="stop (with a checkpoint) after this long")] = 60.0,
-    eval_every: Annotated[int, typer.Option(help="steps between validation match rates")] = 1000,
-    eval_samples: Annotated[int, typer.Option(help="validation crystals sampled per match-rate check")] = 64,
-    max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = 60,
+    hidden: Annotated[int, typer.Option()] = TrainConfig.hidden,
+    layers: Annotated[int, typer.Option()] = TrainConfig.layers,
+    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option()] = TrainConfig.lr,
+    max_steps: Annotated[int, typer.Option()] = TrainConfig.max_steps,
+    max_minutes: Annotated[
+        float, typer.Option(help="stop (with a checkpoint) after this long")
+    ] = TrainConfig.max_minutes,
+    eval_every: Annotated[int, typer.Option(help="steps between validation match rates")] = TrainConfig.eval_every,
+    eval_samples: Annotated[
+        int, typer.Option(help="validation crystals sampled per match-rate check")
+    ] = TrainConfig.eval_samples,
+    max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = TrainConfig.max_atoms,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
-    seed: Annotated[int, typer.Option()] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads")] = 1,
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
+    threads: Annotated[int, typer.Option(help="torch threads")] = TrainConfig.threads,
     init_from: Annotated[
         Path | None, typer.Option(help="start from this checkpoint's weights (fresh optimiser and schedule)")
     ] = None,
@@ -336,9 +346,9 @@ def structures_train(
     """Train the symmetry-conditioned diffusion model (checkpoints, resume, validation match rate)."""
     from xtalagent.structure_gen.commands import train_command
 
-    best = train_command(
-        data=dataset,
-        out_dir=output,
+    settings = TrainConfig(
+        data=str(dataset),
+        out_dir=str(output),
         train_split=train_split,
         val_split=val_split,
         hidden=hidden,
@@ -353,8 +363,9 @@ def structures_train(
         resume=resume,
         seed=seed,
         threads=threads,
-        init_from=init_from,
+        init_from=str(init_from) if init_from else None,
     )
+    best = train_command(settings)
     out.print(f"best checkpoint: {best}")
 
 
@@ -363,15 +374,15 @@ def structures_eval_csp(
     dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build'")],
     split: Annotated[str, typer.Option(help="split to evaluate ('all' for every row)")] = "test",
     sampler: Annotated[str, typer.Option(help="diffusion, pyxtal or both")] = "both",
-    n: Annotated[int, typer.Option("-n", help="random crystals to evaluate")] = 200,
-    k: Annotated[int, typer.Option("-k", help="samples per crystal for match@k")] = 5,
+    n: Annotated[int, typer.Option("-n", help="random crystals to evaluate")] = CspEvalSettings.crystals,
+    k: Annotated[int, typer.Option("-k", help="samples per crystal for match@k")] = CspEvalSettings.k,
     seed: Annotated[int, typer.Option()] = 0,
     checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="JSON report")] = Path("eval-csp.json"),
-    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = config.DIFFUSION_SAMPLE_STEPS,
+    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = SamplerSettings.steps,
     temperature: Annotated[
         float, typer.Option(help="diffusion noise scale (1: exact reverse process)")
-    ] = config.DIFFUSION_SAMPLE_TEMPERATURE,
+    ] = SamplerSettings.temperature,
 ) -> None:
     """Crystal structure prediction with the true constraints: match rate, RMSE, validity, speed."""
     from xtalagent.structure_gen.commands import eval_csp_command
@@ -403,10 +414,10 @@ def screen(
     symmetric: Annotated[
         bool, typer.Option("--symmetric/--free", help="keep the symmetry while relaxing (FixSymmetry)")
     ] = True,
-    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.1,
-    max_steps: Annotated[int, typer.Option(help="optimizer step limit per structure")] = 500,
-    timeout: Annotated[float, typer.Option(help="seconds per structure")] = 600.0,
-    batch_size: Annotated[int, typer.Option(help="structures evaluated together")] = 16,
+    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = RelaxSettings.fmax,
+    max_steps: Annotated[int, typer.Option(help="optimizer step limit per structure")] = RelaxSettings.max_steps,
+    timeout: Annotated[float, typer.Option(help="seconds per structure")] = RelaxSettings.timeout,
+    batch_size: Annotated[int, typer.Option(help="structures evaluated together")] = RelaxSettings.batch_size,
     stability: Annotated[bool, typer.Option("--stability/--no-stability", help="formation energy and e_hull")] = True,
     hull_table: Annotated[
         Path | None, typer.Option(help="CSV of reference formation energies (formula,e_form)")
@@ -416,7 +427,7 @@ def screen(
     limit: Annotated[int | None, typer.Option(help="screen only the first N candidates")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads")] = None,
     optimizer: Annotated[str, typer.Option(help="BFGS, LBFGS or FIRE (CHGNet's StructOptimizer uses FIRE)")] = (
-        config.RELAX_OPTIMIZER
+        RelaxSettings.optimizer
     ),
     prerelax: Annotated[bool, typer.Option("--prerelax", help="LEGO descriptor pre-relaxation first")] = False,
     prerelax_reference: Annotated[Path | None, typer.Option(help="reference structures/dataset for --prerelax")] = None,

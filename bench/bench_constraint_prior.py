@@ -6,9 +6,9 @@ request, and so is the pool of nearest known crystals of both parts of the prior
 (``NeighbourPrior.part_bonus``: the distance to the requested properties, the k closest, their
 shares). Val crystals are split in two halves by a hash of their id: the settings are chosen on
 half A (pooled over the properties of a pattern; coordinate ascent over a grid, two sweeps from
-config.CONSTRAINT_PRIOR) and the space-group top-1 accuracy is reported on half B, which played no
+the model folder's voters.json) and the space-group top-1 accuracy is reported on half B, which played no
 part in the choice. The composition classifier's weight (finetune/group_classifier.py;
-config.CONSTRAINT_CLASSIFIER_WEIGHT) is chosen in the same ascent. Beside it on half B: the
+voters.json) is chosen in the same ascent. Beside it on half B: the
 language model alone, the classifier alone, the shipped settings, and two
 baselines: the nearest composition, and the nearest prototype (same anonymous formula, closest
 Pettifor numbers; the nearest composition where none is known).
@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for, sample_records
 from xtalagent.finetune.decoding import fitting_state, rank_sites, rank_spacegroups, score_states
@@ -44,6 +43,7 @@ from xtalagent.finetune.group_classifier import GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import SILENT, NeighbourPrior, PriorPart, PriorSettings, neighbour_shares
 from xtalagent.finetune.predictor import default_model_dir, load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
+from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
 from xtalagent.io import atomic_path
 
@@ -312,7 +312,7 @@ def stage_two(predictor, prior, val, subset: int, patterns: list[str], cache: Pa
             for prop in REQUESTS[pattern]
         }
         tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
-        shipped = PriorSettings.from_dict(config.CONSTRAINT_PRIOR[pattern]).sites
+        shipped = prior.settings[pattern].sites
         best = choose_sites(prior, tune, shipped)
         report[pattern] = {"chosen_on_half_A": vars(best)}
         for prop, rs in rows.items():
@@ -359,6 +359,8 @@ def main() -> None:
     torch.set_num_threads(1)
     predictor = load_predictor(args.model, use_prior=False)
     prior = NeighbourPrior.from_records(load_records(args.dataset, "train"))
+    weights = VoterWeights.load(args.model or default_model_dir())  # the folder's shipped weights: the start
+    prior.settings = weights.prior_settings()
     classifier = load_classifier(args.classifier or args.model or default_model_dir())
     if args.cache and args.model:  # cached language-model scores belong to one model (the default: the top folder)
         args.cache = args.cache / args.model.name
@@ -398,8 +400,8 @@ def main() -> None:
             for r in rs:
                 classifier_scores(classifier, r)
         tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
-        shipped = PriorSettings.from_dict(config.CONSTRAINT_PRIOR[pattern])
-        shipped_weight = config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0) if classifier else 0.0
+        shipped = prior.settings[pattern]
+        shipped_weight = weights.classifier_weight(pattern) if classifier else 0.0
         if args.weight_only:
             best, best_weight = shipped, choose_weight(prior, tune, shipped)
         else:

@@ -26,7 +26,6 @@ import numpy as np
 from bench_ratio_vote import CANDIDATES, PROPERTIES, by_half, vote
 from rich.progress import track
 
-from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for
 from xtalagent.finetune.predictor import load_predictor
@@ -44,7 +43,7 @@ def add_parts(predictor, val, prop: str, rows: list[dict]) -> None:
     requests = [r for r in (request_for(record, "elements", prop) for record in val) if r is not None]
     if len(requests) != len(rows):
         raise SystemExit(f"{prop}: {len(requests)} requests but {len(rows)} cached rows (another dataset?)")
-    shipped = config.CONSTRAINT_CLASSIFIER_WEIGHT["elements"]
+    shipped = predictor.weights.classifier_weight("elements")
     for request, row in track(list(zip(requests, rows)), description=f"parts, elements + {prop}"):
         ctx = predictor.context(ConstraintRequest.model_validate(request))
         groups = [int(g) for g in row["groups"]]
@@ -82,9 +81,9 @@ def main() -> None:
             r["votes"] = {n: vote(r, n) for n in CANDIDATES}
     shipped = (
         1.0,
-        config.CONSTRAINT_CLASSIFIER_WEIGHT["elements"],
-        config.CONSTRAINT_RATIO_WEIGHT,
-        config.CONSTRAINT_RATIO_CANDIDATES,
+        predictor.weights.classifier_weight("elements"),
+        predictor.weights.ratio_weight,
+        predictor.weights.ratio_candidates,
     )
     tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
     grid = list(itertools.product(PRIOR_SCALES, CLASSIFIER_WEIGHTS, VOTE_WEIGHTS, CANDIDATES))

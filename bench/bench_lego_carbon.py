@@ -99,12 +99,12 @@ def calibrate(env, max_atoms: int = 120) -> dict:
     from pymatgen.io.ase import AseAtomsAdaptor
     from pyxtal.lego.util import calculate_S
 
-    from xtalagent.tools.lego_reference import SACADA_DB, load_sacada
+    from xtalagent.tools.lego_reference import load_sacada, sacada_db
     from xtalagent.tools.prerelax import _site_references, to_pyxtal
 
     calc = env.calculator()
     rows = []
-    for entry, atoms in load_sacada(SACADA_DB, max_atoms=max_atoms):
+    for entry, atoms in load_sacada(sacada_db(), max_atoms=max_atoms):
         xtal = to_pyxtal(AseAtomsAdaptor.get_structure(atoms))
         refs = _site_references(xtal, env, calc)
         dist = float(calculate_S(np.array(xtal.get_1d_rep_x(), float), xtal.copy(), refs, calc))
@@ -144,7 +144,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from xtalagent.tools.lego_reference import SACADA_DB, load_sacada
+    from xtalagent.tools.lego_reference import load_sacada, sacada_db
     from xtalagent.tools.prerelax import (
         DISTANCE_THRESHOLD_REL,
         LEGO_CARBON_RCUT,
@@ -159,8 +159,9 @@ def main() -> None:
     ok, reason = lego_available()
     if not ok:
         raise SystemExit(reason)
-    if not SACADA_DB.exists():
-        raise SystemExit(f"SACADA database not found at {SACADA_DB} (set XTALAGENT_SHARED_DATA)")
+    sacada = sacada_db()
+    if not sacada.exists():
+        raise SystemExit(f"SACADA database not found at {sacada} (set XTALAGENT_SHARED_DATA)")
     warnings.filterwarnings("ignore")
     rng = random.Random(args.seed)
     budget = args.max_evaluations or MAX_EVALUATIONS
@@ -174,7 +175,7 @@ def main() -> None:
         print({k: v for k, v in cal.items() if k != "rows"})
         print(f"wrote {path}")
         return
-    entries = load_sacada(SACADA_DB, max_atoms=args.max_atoms)
+    entries = load_sacada(sacada, max_atoms=args.max_atoms)
     print(f"{len(entries)} SACADA sp2 carbons with <= {args.max_atoms} atoms", flush=True)
 
     out: dict = {

@@ -113,7 +113,7 @@ def main() -> None:
     from chgnet.model import StructOptimizer
     from pymatgen.core import Structure
 
-    from xtalagent.tools.lego_reference import SACADA_DB, load_sacada, random_from_entry
+    from xtalagent.tools.lego_reference import load_sacada, random_from_entry, sacada_db
     from xtalagent.tools.prerelax import (
         LEGO_CARBON_RCUT,
         build_references,
@@ -125,10 +125,11 @@ def main() -> None:
     ok, reason = lego_available()
     if not ok:
         raise SystemExit(reason)
-    if not SACADA_DB.exists():
-        raise SystemExit(f"SACADA database not found at {SACADA_DB} (set XTALAGENT_SHARED_DATA)")
+    sacada = sacada_db()
+    if not sacada.exists():
+        raise SystemExit(f"SACADA database not found at {sacada} (set XTALAGENT_SHARED_DATA)")
     rng = random.Random(args.seed)
-    templates = [e for e, _ in load_sacada(SACADA_DB, max_atoms=args.max_atoms)]
+    templates = [e for e, _ in load_sacada(sacada, max_atoms=args.max_atoms)]
     env = build_references(None, ["C"], rcut=LEGO_CARBON_RCUT)
     optimizer = StructOptimizer(optimizer_class="FIRE")
 

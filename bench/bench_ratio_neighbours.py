@@ -2,8 +2,8 @@
 
 An elements-only request (``Sc-Ni`` + a property) hides its stoichiometry; the ratio classifier
 (finetune/ratio_classifier.py) proposes ratios from element properties. The prior's ``ratios`` part
-(``config.CONSTRAINT_PRIOR["elements"]["ratios"]``, ``ConstraintPredictor.likely_ratios``) weighs
-each of the classifier's ``config.CONSTRAINT_RATIO_POOL`` likeliest ratios by its share among the
+(``voters.json``: ``prior["elements"]["ratios"]``, ``ConstraintPredictor.likely_ratios``) weighs
+each of the classifier's ``ratio_pool`` likeliest ratios by its share among the
 ``k`` chemically closest training crystals with as many elements (Pettifor distance, plus the
 distance to the requested property). Its settings are chosen on half A (the halves of
 bench_constraint_prior.py), pooled over the properties shown (band gap, formation energy, none),
@@ -27,7 +27,6 @@ from bench_constraint_prior import half
 from bench_ratio_vote import PROPERTIES, by_half
 from rich.progress import track
 
-from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for
 from xtalagent.finetune.neighbour_prior import PriorPart
@@ -58,7 +57,7 @@ def rows_for(predictor, val, prop: str) -> list[dict]:
             continue
         ctx = predictor.context(ConstraintRequest.model_validate(request))
         pool = ratios.ratios(
-            ctx.elements, ctx.band_gap, ctx.formation_energy, request["max_atoms"], config.CONSTRAINT_RATIO_POOL
+            ctx.elements, ctx.band_gap, ctx.formation_energy, request["max_atoms"], predictor.weights.ratio_pool
         )
         rows.append(
             {
@@ -113,11 +112,11 @@ def main() -> None:
     for setting in track(settings, description="settings on half A"):
         grid[json.dumps(setting)] = top(ranks(predictor, tune, PriorPart(**setting)), 1)
     chosen = json.loads(max(grid, key=grid.get))
-    shipped = config.CONSTRAINT_PRIOR["elements"]["ratios"]
+    shipped = predictor.weights.prior["elements"]["ratios"]
     out: dict = {
         "what": __doc__.splitlines()[0],
         "command": shlex.join(["python", *sys.argv]),
-        "pool": config.CONSTRAINT_RATIO_POOL,
+        "pool": predictor.weights.ratio_pool,
         "half_A_ratio_top1_by_setting": {k: round(v, 4) for k, v in sorted(grid.items(), key=lambda kv: -kv[1])[:40]},
         "chosen_on_half_A": chosen,
         "shipped": shipped,

@@ -6,7 +6,7 @@ request is ranked by the shipped predictor over its feasible groups without the 
 (``ConstraintPredictor.likely_ratios``: the ratio classifier of finetune/ratio_classifier.py,
 re-weighed by the prior's ``ratios`` part) is ranked as a ratio request
 (``ConstraintPredictor.ratio_shares``). The number of ratios that vote
-(``config.CONSTRAINT_RATIO_CANDIDATES``) and the vote's weight (``config.CONSTRAINT_RATIO_WEIGHT``)
+(``ratio_candidates`` in the model folder's voters.json) and the vote's weight (``ratio_weight``)
 are chosen together on half A (the halves of bench_constraint_prior.py, pooled over the
 properties); space-group top-1 is reported on half B, which played no part in the choice, and on
 the whole split. Beside it: how often the first (and first N) ratios are the crystal's. `test` is never read.
@@ -22,6 +22,7 @@ in parallel processes and reported together:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pickle
 import shlex
@@ -34,12 +35,12 @@ import numpy as np
 from bench_constraint_prior import half
 from rich.progress import track
 
-from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.constraints import request_for
-from xtalagent.finetune.predictor import load_predictor, ratio_vote
+from xtalagent.finetune.predictor import default_model_dir, load_predictor, ratio_vote
 from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.requests import ConstraintRequest
+from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import RatioCounts, feasible_groups
 from xtalagent.io import atomic_path
 
@@ -102,7 +103,13 @@ def vote(row: dict, candidates: int) -> np.ndarray:
     groups = [int(g) for g in row["groups"]]
     used = sum(1 for i in row["hosted"] if i < candidates)
     shares = [(float(p), dict(zip(groups, s))) for p, s in zip(row["probs"][:used], row["shares"][:used])]
-    return np.array(list(ratio_vote(shares, groups, 1.0).values()))
+    return np.array(list(ratio_vote(shares, groups, 1.0, shipped_floor()).values()))
+
+
+@functools.cache
+def shipped_floor() -> float:
+    """The shipped model's ratio-vote floor (its voters.json)."""
+    return VoterWeights.load(default_model_dir()).ratio_floor
 
 
 def by_half(rows: list[dict]) -> Iterator[tuple[str, list[dict]]]:
@@ -144,7 +151,7 @@ def main() -> None:
     tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
     grid = {(n, w): accuracy(tune, w, n) for n in CANDIDATES for w in WEIGHTS}
     chosen_n, chosen = max(grid, key=lambda nw: (grid[nw], -nw[0], -nw[1]))
-    shipped_n, shipped = config.CONSTRAINT_RATIO_CANDIDATES, config.CONSTRAINT_RATIO_WEIGHT
+    shipped_n, shipped = predictor.weights.ratio_candidates, predictor.weights.ratio_weight
     out: dict = {
         "what": __doc__.splitlines()[0],
         "command": shlex.join(["python", *sys.argv]),

@@ -7,7 +7,6 @@ import platform
 import time
 from pathlib import Path
 
-from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.errors import InputError
 from xtalagent.eval.constraints import Baselines, confusion_png, evaluate, sample_records
@@ -87,14 +86,14 @@ def run_constraint_eval(
             {p: v.as_dict() for p, v in predictor.prior.settings.items()} if predictor.prior else "off"
         ),
         "composition_classifier": (
-            {"weights": {p: config.CONSTRAINT_CLASSIFIER_WEIGHT.get(p, 0.0) for p in predictor.classifier.patterns}}
+            {"weights": {p: predictor.weights.classifier_weight(p) for p in predictor.classifier.patterns}}
             if predictor.classifier
             else "off"
         ),
         "ratio_classifier": (
             {
-                "weight": config.CONSTRAINT_RATIO_WEIGHT,
-                "candidates": config.CONSTRAINT_RATIO_CANDIDATES,
+                "weight": predictor.weights.ratio_weight,
+                "candidates": predictor.weights.ratio_candidates,
                 "ratios_known": len(predictor.ratios.vocabulary),
             }
             if predictor.ratios

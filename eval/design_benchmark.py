@@ -300,12 +300,13 @@ def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any
     """Run every sampled request (resumable: finished design stages are cached) and write the JSON."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
+    from xtalagent.structure_gen.matching import MATCH_ANGLE_TOL, MATCH_LTOL, MATCH_STOL
     from xtalagent.tools.potentials import load_potential
 
     requests = sample_requests(settings)
     if not requests:
         raise InputError(f"no test request with a {settings.prop} in {settings.dataset}")
-    matcher = StructureMatcher(stol=config.MATCH_STOL, ltol=config.MATCH_LTOL, angle_tol=config.MATCH_ANGLE_TOL)
+    matcher = StructureMatcher(stol=MATCH_STOL, ltol=MATCH_LTOL, angle_tol=MATCH_ANGLE_TOL)
     potential = load_potential("auto")
     model = None
     if settings.reference == "model":

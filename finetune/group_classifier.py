@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pymatgen.core import Element
 
-from xtalagent import config
 from xtalagent.composition import reduced_counts
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.examples import record_properties
+from xtalagent.finetune.settings import ClassifierSettings
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
@@ -158,7 +158,7 @@ def composition_features(
 
 
 def make_network(
-    hidden: int, dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT, outputs: int = N_GROUPS
+    hidden: int, dropout: float = ClassifierSettings.dropout, outputs: int = N_GROUPS
 ) -> torch.nn.Sequential:
     import torch
 
@@ -251,11 +251,11 @@ class GroupClassifier:
         groups: Iterable[int],
         band_gap: float | None = None,
         formation_energy: float | None = None,
-        weight: float | None = None,
+        weight: float = 1.0,
     ) -> dict[int, float]:
-        """``weight * log p(group)`` per group (``config.CONSTRAINT_CLASSIFIER_WEIGHT`` by default)."""
+        """``weight * log p(group)`` per group; the predictor passes its model folder's weight for the
+        pattern (:class:`~xtalagent.finetune.voters.VoterWeights`)."""
         groups = list(groups)
-        weight = config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0) if weight is None else weight
         logp = self.log_probs(pattern, elements, counts, band_gap, formation_energy) if weight else None
         if logp is None:
             return dict.fromkeys(groups, 0.0)
@@ -348,10 +348,10 @@ def _examples(
 def train_pattern(
     records: Sequence[CrystalRecord],
     pattern: str,
-    members: int = config.CONSTRAINT_CLASSIFIER_MEMBERS,
-    epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
-    hidden: int = config.CONSTRAINT_CLASSIFIER_HIDDEN,
-    dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT,
+    members: int = ClassifierSettings.members,
+    epochs: int = ClassifierSettings.epochs,
+    hidden: int = ClassifierSettings.hidden,
+    dropout: float = ClassifierSettings.dropout,
     copies: int = 4,
     seed: int = 0,
     val: Sequence[CrystalRecord] = (),
@@ -461,8 +461,8 @@ def train_group_classifier(
     log: Callable[[str], None] = print,
     **kwargs,
 ) -> GroupClassifier:
-    """One ensemble per request pattern (settings in ``config.CONSTRAINT_CLASSIFIER_*``)."""
-    hidden = kwargs.get("hidden", config.CONSTRAINT_CLASSIFIER_HIDDEN)
+    """One ensemble per request pattern (defaults: :class:`~xtalagent.finetune.settings.ClassifierSettings`)."""
+    hidden = kwargs.get("hidden", ClassifierSettings.hidden)
     return GroupClassifier(
         {pattern: train_pattern(records, pattern, val=val, log=log, **kwargs) for pattern in patterns}, hidden
     )

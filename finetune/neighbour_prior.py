@@ -171,7 +171,11 @@ class NeighbourPrior:
         if not entries:
             raise XtalAgentError("a neighbour prior needs at least one known crystal")
         self.entries = [_entry(*e) for e in entries]
-        self.settings = settings or {p: PriorSettings.from_dict(s) for p, s in config.CONSTRAINT_PRIOR.items()}
+        if settings is None:  # a model folder's own settings are set by the predictor that loads it
+            from xtalagent.finetune.voters import VoterWeights
+
+            settings = VoterWeights.neutral().prior_settings()
+        self.settings = settings
         cells = [parse_counts(e[0]) for e in self.entries]
         self.substitution_row, self.substitution = substitution_distances(
             (self._template(cell, group, sites), prototype_order("formula", cell, cell.values()))

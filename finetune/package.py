@@ -13,6 +13,7 @@ from pathlib import Path
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE
 from xtalagent.finetune.ratio_classifier import RATIO_FILE
+from xtalagent.finetune.voters import VOTERS_FILE
 
 KEEP = {
     "base": ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"),
@@ -35,7 +36,7 @@ def package(run_dir: Path, target: Path) -> Path:
             data = json.loads(config.read_text())
             data["base_model_name_or_path"] = "../base"
             config.write_text(json.dumps(data, indent=2) + "\n")
-    for name in (PRIOR_FILE, CLASSIFIER_FILE, RATIO_FILE):  # the stage-1 voters beside the language model
+    for name in (PRIOR_FILE, CLASSIFIER_FILE, RATIO_FILE, VOTERS_FILE):  # the voters and their weights
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, tmp / name)
     for name in ("README.md",):

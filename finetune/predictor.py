@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections.abc import Collection, Iterable, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_
 from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier, ratio_key
 from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
+from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
 from xtalagent.io import json_lines
 from xtalagent.records import SiteSpec, SymmetryConstraint
@@ -49,25 +51,36 @@ def load_predictor(
     The model folder's voters beside the language model, the neighbour prior (``neighbours.json.gz``,
     both stages), the composition classifier (``group_classifier.pt``, stage 1) and, for
     elements-only requests, the ratio classifier (``ratio_classifier.pt``, stage 1), join unless
-    ``use_prior`` is false; with an endpoint they are taken from ``model`` when a folder is given.
+    ``use_prior`` is false. With an endpoint, ``model`` names the folder the server serves (default:
+    the embedded one, which ``xtalagent serve`` serves by default): its tokenizer makes the token ids
+    sent to the server and its voters join as in process, so both paths give the same answers.
+    They speak with the folder's own weights (``voters.json``, :class:`VoterWeights`; neutral ones
+    when the folder has none), so a user's model never runs with weights tuned for another.
     ``variant`` chooses the known crystals the prior hears: ``release`` adds the folder's lookup
     crystals (``neighbours_lookup.json.gz``) to the training ones, which is what the front doors
     (``design``, ``chat``, ``constraints predict``) give users; ``eval``, the library default so
     that no measurement can see a held-out crystal by accident, keeps the training crystals only.
     """
+    folder = Path(model or default_model_dir())
     if endpoint:
-        scorer, folder = EndpointScorer(endpoint, **kwargs), (Path(model) if model else None)
+        if not folder.is_dir():
+            raise XtalAgentError(f"{folder}: no such model folder (give --model the folder the endpoint serves)")
+        scorer = EndpointScorer.for_model(endpoint, folder, **kwargs)
     else:
-        folder = Path(model or default_model_dir())
         scorer = LocalScorer.load(folder, **kwargs)
-    if not use_prior or folder is None:
+    if not use_prior:
         predictor = ConstraintPredictor(scorer)
     else:
+        weights = VoterWeights.load(folder)
+        prior = load_prior(folder, variant)
+        if prior is not None:
+            prior.settings = weights.prior_settings()
         predictor = ConstraintPredictor(
             scorer,
-            prior=load_prior(folder, variant),
+            prior=prior,
             classifier=load_classifier(folder),
             ratios=load_ratio_classifier(folder),
+            weights=weights,
         )
     predictor.variant = variant
     return predictor
@@ -77,32 +90,33 @@ def voters_in_use(
     model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None
 ) -> tuple[bool, bool]:
     """Whether :func:`load_predictor` with these arguments lets (the neighbour prior, the composition
-    classifier) vote (for ``pattern``): each needs its file in the model folder and a weight."""
-    if endpoint and not model:
-        return False, False
+    classifier) vote (for ``pattern``): each needs its file in the model folder and a weight there."""
     folder = Path(model or default_model_dir())
-    prior = pattern is None or any(part["weight"] for part in config.CONSTRAINT_PRIOR[pattern].values())
-    classifier = pattern is None or bool(config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0))
+    weights = VoterWeights.load(folder)
+    prior = pattern is None or weights.prior_speaks(pattern)
+    classifier = pattern is None or bool(weights.classifier_weight(pattern))
     return prior and (folder / PRIOR_FILE).exists(), classifier and (folder / CLASSIFIER_FILE).exists()
 
 
 def ratio_vote_in_use(model: str | Path | None = None, endpoint: str | None = None, pattern: str | None = None) -> bool:
     """Whether :func:`load_predictor` with these arguments lets the ratio classifier vote (for
-    ``pattern``: elements-only requests only): it needs its file in the model folder and a weight."""
-    if (endpoint and not model) or pattern not in (None, Pattern.ELEMENTS.value):
+    ``pattern``: elements-only requests only): it needs its file in the model folder and a weight there."""
+    if pattern not in (None, Pattern.ELEMENTS.value):
         return False
     folder = Path(model or default_model_dir())
-    return bool(config.CONSTRAINT_RATIO_WEIGHT) and (folder / RATIO_FILE).exists()
+    return bool(VoterWeights.load(folder).ratio_weight) and (folder / RATIO_FILE).exists()
 
 
-def ratio_vote(shares: list[tuple[float, dict[int, float]]], groups: list[int], weight: float) -> dict[int, float]:
-    """``weight * log(average share + config.CONSTRAINT_RATIO_FLOOR)`` per group, the shares of
-    each ratio averaged with its probability as weight; zero everywhere without shares."""
+def ratio_vote(
+    shares: list[tuple[float, dict[int, float]]], groups: list[int], weight: float, floor: float
+) -> dict[int, float]:
+    """``weight * log(average share + floor)`` per group, the shares of each ratio averaged with its
+    probability as weight; zero everywhere without shares."""
     mass = sum(probability for probability, _ in shares)
     if mass == 0:
         return dict.fromkeys(groups, 0.0)
     average = {g: sum(p * share.get(g, 0.0) for p, share in shares) / mass for g in groups}
-    return {g: weight * math.log(average[g] + config.CONSTRAINT_RATIO_FLOOR) for g in groups}
+    return {g: weight * math.log(average[g] + floor) for g in groups}
 
 
 def weigh_ratios(
@@ -120,6 +134,13 @@ def weigh_ratios(
 
 
 class ConstraintPredictor:
+    """The two-stage decoder on a scorer, with the voters beside it.
+
+    ``weights`` are the voters' weights of the model folder (:class:`VoterWeights`; neutral when not
+    given). The neighbour prior carries its own part settings (:attr:`NeighbourPrior.settings`,
+    set from the same weights by :func:`load_predictor`).
+    """
+
     def __init__(
         self,
         scorer: Scorer,
@@ -127,24 +148,27 @@ class ConstraintPredictor:
         prior: NeighbourPrior | None = None,
         classifier: GroupClassifier | None = None,
         ratios: RatioClassifier | None = None,
+        *,
+        weights: VoterWeights | None = None,
     ):
         self.scorer = scorer
         self.sg_candidates = sg_candidates  # groups expanded in stage 2 (default: top_k)
         self.prior = prior
         self.classifier = classifier
         self.ratios = ratios
+        self.weights = weights or VoterWeights.neutral()
         self.variant = "eval"  # the known crystals its prior hears (set by load_predictor)
 
     def voters(self, pattern: str) -> dict[str, bool]:
         """Which voters join the language model on ``pattern`` requests: loaded here and given a
         weight. Asked of the loaded predictor, so a report states what really ran."""
+        prior = self.prior.settings.get(pattern) if self.prior is not None else None
         return {
-            "prior": self.prior is not None
-            and any(part["weight"] for part in config.CONSTRAINT_PRIOR.get(pattern, {}).values()),
-            "classifier": self.classifier is not None and bool(config.CONSTRAINT_CLASSIFIER_WEIGHT.get(pattern, 0.0)),
+            "prior": prior is not None and any(getattr(prior, f.name).weight for f in fields(prior)),
+            "classifier": self.classifier is not None and bool(self.weights.classifier_weight(pattern)),
             "ratio_vote": pattern == Pattern.ELEMENTS.value
             and self.ratios is not None
-            and bool(config.CONSTRAINT_RATIO_WEIGHT),
+            and bool(self.weights.ratio_weight),
         }
 
     def rank_groups(
@@ -161,10 +185,14 @@ class ConstraintPredictor:
         the ratio classifier."""
         request = (ctx.pattern, ctx.elements, ctx.counts, groups, ctx.band_gap, ctx.formation_energy)
         bonus = dict.fromkeys(groups, 0.0)
-        for voter in (self.prior, self.classifier):
-            if voter is not None:
-                for group, value in voter.bonus(*request).items():
-                    bonus[group] += value
+        votes = []
+        if self.prior is not None:
+            votes.append(self.prior.bonus(*request))
+        if self.classifier is not None:
+            votes.append(self.classifier.bonus(*request, weight=self.weights.classifier_weight(ctx.pattern)))
+        for vote in votes:
+            for group, value in vote.items():
+                bonus[group] += value
         if ctx.pattern == Pattern.ELEMENTS.value:
             for group, value in self.ratio_bonus(ctx, groups, max_atoms).items():
                 bonus[group] += value
@@ -178,29 +206,28 @@ class ConstraintPredictor:
         The softmax shares of :meth:`ratio_shares`, averaged with the ratios' probabilities as
         weights, vote ``weight * log(share + floor)``. A group no likely ratio fits gets the floor:
         it stays possible (another ratio may hold it), only less likely. Zero everywhere without a
-        ratio classifier or a likely ratio. ``weight`` defaults to ``config.CONSTRAINT_RATIO_WEIGHT``.
+        ratio classifier or a likely ratio. ``weight`` defaults to the model folder's ``ratio_weight``.
         """
-        weight = config.CONSTRAINT_RATIO_WEIGHT if weight is None else weight
+        weight = self.weights.ratio_weight if weight is None else weight
         if self.ratios is None or weight == 0:
             return dict.fromkeys(groups, 0.0)
-        return ratio_vote(self.ratio_shares(ctx, groups, max_atoms), groups, weight)
+        return ratio_vote(self.ratio_shares(ctx, groups, max_atoms), groups, weight, self.weights.ratio_floor)
 
     def likely_ratios(self, ctx: Context, max_atoms: int, k: int | None = None) -> list[tuple[tuple[int, ...], float]]:
-        """The ``k`` likeliest ratios of an elements-only request (default
-        ``config.CONSTRAINT_RATIO_CANDIDATES``), as counts in the order of its elements, with their
-        probabilities.
+        """The ``k`` likeliest ratios of an elements-only request (default: the model folder's
+        ``ratio_candidates``), as counts in the order of its elements, with their probabilities.
 
-        The ratio classifier's ``config.CONSTRAINT_RATIO_POOL`` likeliest ratios, each weighed by
+        The ratio classifier's ``ratio_pool`` likeliest ratios, each weighed by
         ``(share + floor) ** weight``, its share of the chemically closest known crystals (the
         prior's ``ratios`` part, :meth:`NeighbourPrior.ratio_shares`), and renormalised. Without a
         prior or with that part off: the classifier's own ranking."""
-        k = config.CONSTRAINT_RATIO_CANDIDATES if k is None else k
+        k = self.weights.ratio_candidates if k is None else k
         settings = self.prior.settings.get(ctx.pattern) if self.prior else None
         part = settings.ratios if settings else None
         if part is None or part.weight == 0:
             return self.ratios.ratios(ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, k)
         pool = self.ratios.ratios(
-            ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, max(k, config.CONSTRAINT_RATIO_POOL)
+            ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, max(k, self.weights.ratio_pool)
         )
         share = self.prior.ratio_shares(ctx.elements, part, ctx.band_gap, ctx.formation_energy)
         known = [share.get(ratio_key(dict(zip(ctx.elements, counts))), 0.0) for counts, _ in pool]

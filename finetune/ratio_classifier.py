@@ -9,7 +9,7 @@ likely, and lets the average of their answers vote (``ConstraintPredictor.ratio_
 
 The network reads the elements-only features of the group classifier (element properties and
 the target properties; a hidden property is a flag) and picks among the reduced ratios seen at
-least ``config.CONSTRAINT_RATIO_MIN_COUNT`` times in training, written with the elements in
+least ``ClassifierSettings.ratio_min_count`` times in training, written with the elements in
 Mendeleev-number order (``(1, 2)`` is TiO2, ScNi2 or any AB2 whose B has the larger number).
 """
 
@@ -38,6 +38,7 @@ from xtalagent.finetune.group_classifier import (
     save_networks,
     stored_layout_is,
 )
+from xtalagent.finetune.settings import ClassifierSettings
 from xtalagent.records import CrystalRecord
 
 RATIO_FILE = "ratio_classifier.pt"
@@ -55,7 +56,7 @@ def ratio_key(counts: dict[str, int]) -> tuple[int, ...]:
     return tuple(reduced[el] for el in mendeleev_order(list(counts)))
 
 
-def has_repeated_ratio(records: Sequence[CrystalRecord], min_count: int = config.CONSTRAINT_RATIO_MIN_COUNT) -> bool:
+def has_repeated_ratio(records: Sequence[CrystalRecord], min_count: int = ClassifierSettings.ratio_min_count) -> bool:
     """Whether some ratio occurs ``min_count`` times, so the classifier has a vocabulary to learn."""
     seen = Counter(ratio_key(record.cell_counts) for record in records)
     return bool(seen) and max(seen.values()) >= min_count
@@ -76,13 +77,12 @@ class RatioClassifier:
         band_gap: float | None = None,
         formation_energy: float | None = None,
         max_atoms: int = config.MAX_ATOMS_PER_CELL,
-        k: int | None = None,
+        k: int = 3,
     ) -> list[tuple[tuple[int, ...], float]]:
         """The ``k`` likeliest ratios, as counts in the order of ``elements``, with their probability
         renormalised over the ratios with as many elements and at most ``max_atoms`` atoms per
-        formula unit; empty when the vocabulary has none (say, six elements). ``k`` defaults to
-        ``config.CONSTRAINT_RATIO_CANDIDATES``."""
-        k = config.CONSTRAINT_RATIO_CANDIDATES if k is None else k
+        formula unit; empty when the vocabulary has none (say, six elements). The predictor asks for
+        its model folder's ``ratio_candidates`` (:class:`~xtalagent.finetune.voters.VoterWeights`)."""
         elements = list(elements)
         features = composition_features("elements", elements, None, band_gap, formation_energy)
         probs = np.exp(self.model.log_probs(features)[0])
@@ -148,11 +148,11 @@ def _examples(
 
 def train_ratio_classifier(
     records: Sequence[CrystalRecord],
-    members: int = config.CONSTRAINT_CLASSIFIER_MEMBERS,
-    epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
-    hidden: int = config.CONSTRAINT_CLASSIFIER_HIDDEN,
-    dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT,
-    min_count: int = config.CONSTRAINT_RATIO_MIN_COUNT,
+    members: int = ClassifierSettings.members,
+    epochs: int = ClassifierSettings.epochs,
+    hidden: int = ClassifierSettings.hidden,
+    dropout: float = ClassifierSettings.dropout,
+    min_count: int = ClassifierSettings.ratio_min_count,
     copies: int = 4,
     seed: int = 0,
     val: Sequence[CrystalRecord] = (),

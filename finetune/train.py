@@ -23,9 +23,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.finetune.examples import Example, build_examples, pretraining_text
+from xtalagent.finetune.settings import FinetuneSettings
 from xtalagent.records import CrystalRecord
 
 
@@ -33,10 +33,10 @@ from xtalagent.records import CrystalRecord
 class BaseModelConfig:
     """Size of the embedded base model; head_dim 64 so vLLM's CPU attention can serve it."""
 
-    hidden_size: int = config.CONSTRAINT_BASE_HIDDEN
-    num_layers: int = config.CONSTRAINT_BASE_LAYERS
-    num_heads: int = config.CONSTRAINT_BASE_HIDDEN // 64
-    intermediate_size: int = 3 * config.CONSTRAINT_BASE_HIDDEN
+    hidden_size: int = FinetuneSettings.base_hidden
+    num_layers: int = FinetuneSettings.base_layers
+    num_heads: int = FinetuneSettings.base_hidden // 64
+    intermediate_size: int = 3 * FinetuneSettings.base_hidden
     max_position_embeddings: int = 512
 
     @classmethod
@@ -60,7 +60,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    variants_per_record: int = config.CONSTRAINT_VARIANTS_PER_RECORD
+    variants_per_record: int = FinetuneSettings.variants_per_record
     eval_records: int = 200  # val crystals for the per-epoch accuracy
     extra: dict = field(default_factory=dict)
 

@@ -3,7 +3,8 @@
 The folder holds ``base/`` (or ``base.json`` naming a hub model), ``sg/`` and ``wyckoff/``, and
 the stage-1 voters beside the language model: the neighbour prior (``neighbours.json.gz``), the
 composition classifier (``group_classifier.pt``) and the ratio classifier of elements-only requests
-(``ratio_classifier.pt``).
+(``ratio_classifier.pt``), with the weights they vote with (``voters.json``: neutral ones, written
+once; tune them for the new model and edit the file).
 Every step is skipped when its output exists and resumes from its last checkpoint otherwise, so
 an interrupted run continues where it stopped. Only the ``train`` split is trained on; ``val``
 gives the per-epoch metric; ``test`` is never read.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, train_group_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior
@@ -24,7 +24,9 @@ from xtalagent.finetune.ratio_classifier import (
     has_repeated_ratio,
     train_ratio_classifier,
 )
+from xtalagent.finetune.settings import FinetuneSettings
 from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, set_threads, train_adapter
+from xtalagent.finetune.voters import VOTERS_FILE, VoterWeights
 from xtalagent.records import CrystalRecord
 
 
@@ -58,47 +60,36 @@ def run_finetune(
     dataset: Path,
     output: Path,
     *,
-    base_model: str | None = None,
-    stages: list[str] = ("sg", "wyckoff"),
-    epochs: float = 3.0,
-    base_epochs: float = 4.0,
-    learning_rate: float = 2e-3,
-    batch_size: int = 32,
-    lora_r: int = 16,
-    threads: int | None = None,
-    limit: int | None = None,
+    settings: FinetuneSettings | None = None,
     base_config: BaseModelConfig | None = None,
-    variants_per_record: int = config.CONSTRAINT_VARIANTS_PER_RECORD,
-    classifier_epochs: int = config.CONSTRAINT_CLASSIFIER_EPOCHS,
-    classifier_dropout: float = config.CONSTRAINT_CLASSIFIER_DROPOUT,
 ) -> Path:
+    """Train (or finish) the model folder ``output`` from ``dataset``; returns the folder.
+
+    ``base_config`` overrides the compact base's shape (default: ``settings.base_hidden`` wide,
+    ``settings.base_layers`` deep, 64-wide heads).
+    """
+    s = settings or FinetuneSettings()
+    if base_config is None:
+        base_config = BaseModelConfig.sized(s.base_hidden, s.base_layers)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    unknown = set(stages) - {"sg", "wyckoff"}
-    if unknown:
-        raise InputError(f"unknown stage(s): {', '.join(sorted(unknown))} (expected sg, wyckoff)")
-    if variants_per_record < 1:
-        raise InputError(f"variants per record must be at least 1 (got {variants_per_record})")
-    if classifier_epochs < 1:
-        raise InputError(f"classifier epochs must be at least 1 (got {classifier_epochs})")
-    if not 0.0 <= classifier_dropout < 1.0:
-        raise InputError(f"classifier dropout must be in [0, 1) (got {classifier_dropout})")
     train, val = load_training_records(dataset, output)
-    if limit:
-        train = train[:limit]
+    if s.limit:
+        train = train[: s.limit]
     cfg = TrainConfig(
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        lora_r=lora_r,
-        lora_alpha=2 * lora_r,
-        threads=threads,
-        variants_per_record=variants_per_record,
+        epochs=s.epochs,
+        learning_rate=s.learning_rate,
+        batch_size=s.batch_size,
+        lora_r=s.lora_r,
+        lora_alpha=2 * s.lora_r,
+        threads=s.threads,
+        variants_per_record=s.variants_per_record,
     )
+    base_model = s.base_model
     if base_model is None:
         if not (output / "base").exists():
             base_cfg = TrainConfig(
-                epochs=base_epochs, learning_rate=learning_rate, batch_size=batch_size, threads=threads
+                epochs=s.base_epochs, learning_rate=s.learning_rate, batch_size=s.batch_size, threads=s.threads
             )
             pretrain_base(train, output, base_config, base_cfg, val=val[:500])
         base = str(output / "base")
@@ -108,7 +99,7 @@ def run_finetune(
         (output / "base.json").write_text(json.dumps({"base_model": base_model}) + "\n")
         base = base_model
     trained = False
-    for stage in stages:
+    for stage in s.stages:
         if not (output / stage).exists():
             train_adapter(stage, base, train, output, cfg, val=val)
             trained = True
@@ -122,15 +113,19 @@ def run_finetune(
     # (also rebuilt when made for another version's input features)
     classifier_file = output / CLASSIFIER_FILE
     if trained or not classifier_file.exists() or not GroupClassifier.is_current(classifier_file):
-        set_threads(threads)
-        train_group_classifier(train, val=val[:500], epochs=classifier_epochs, dropout=classifier_dropout).save(
+        set_threads(s.threads)
+        train_group_classifier(train, val=val[:500], epochs=s.classifier_epochs, dropout=s.classifier_dropout).save(
             classifier_file
         )
     # the same rule again; a dataset where no ratio repeats has nothing to learn (the vote stays off)
     ratio_file = output / RATIO_FILE
     if (trained or not ratio_file.exists() or not RatioClassifier.is_current(ratio_file)) and has_repeated_ratio(train):
-        set_threads(threads)
-        train_ratio_classifier(train, val=val[:500], epochs=classifier_epochs, dropout=classifier_dropout).save(
+        set_threads(s.threads)
+        train_ratio_classifier(train, val=val[:500], epochs=s.classifier_epochs, dropout=s.classifier_dropout).save(
             ratio_file
         )
+    # the voters' weights: this folder's own, never another model's tuning. Written once (neutral);
+    # a file already there (tuned for these adapters, or edited by the user) is kept.
+    if not (output / VOTERS_FILE).exists():
+        VoterWeights.neutral().save(output)
     return output

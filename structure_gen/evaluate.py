@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.matching import MATCH_ANGLE_TOL, MATCH_LTOL, MATCH_STOL, matcher, rms_distance
 from xtalagent.structure_gen.samplers import (
@@ -28,10 +27,11 @@ from xtalagent.structure_gen.samplers import (
     generate,
     make_sampler,
 )
+from xtalagent.structure_gen.settings import CspEvalSettings
 
 #: Default number of test crystals and samples per crystal of ``eval-csp``.
-EVAL_N_CRYSTALS: int = config.CSP_EVAL_CRYSTALS
-EVAL_K: int = config.CSP_EVAL_K
+EVAL_N_CRYSTALS: int = CspEvalSettings.crystals
+EVAL_K: int = CspEvalSettings.k
 
 
 def select_records(

@@ -17,24 +17,24 @@ from pathlib import Path
 
 import numpy as np
 
-from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint
 from xtalagent.structure_gen.checks import CheckResult, check_structure
+from xtalagent.structure_gen.settings import SamplerSettings
 
 #: Shipped checkpoints (``structure_gen/checkpoints``); see the README there for how to rebuild them.
 CHECKPOINT_DIR: Path = Path(__file__).resolve().parent / "checkpoints"
 #: Checkpoint used when none is named: the general MP model if shipped, else the Perov-5 one.
-DEFAULT_CHECKPOINTS: tuple[str, ...] = config.DIFFUSION_CHECKPOINTS
-#: Attempts per requested structure before it is reported as failed.
-MAX_ATTEMPTS: int = config.SAMPLE_MAX_ATTEMPTS
+DEFAULT_CHECKPOINTS: tuple[str, ...] = ("mp_20.pt", "perov_5.pt")
+#: Attempts per requested structure before it is reported as failed (:class:`SamplerSettings`).
+MAX_ATTEMPTS: int = SamplerSettings.max_attempts
 #: Atoms per diffusion batch (all intra-cell pairs are edges, so this bounds memory and time).
-DIFFUSION_BATCH_ATOMS: int = config.DIFFUSION_BATCH_ATOMS
+DIFFUSION_BATCH_ATOMS: int = 4000
 SAMPLERS: tuple[str, ...] = ("diffusion", "pyxtal")
 #: Denoising steps of the diffusion sampler (respaced from the training schedule; None: all).
-DIFFUSION_STEPS: int | None = config.DIFFUSION_SAMPLE_STEPS
+DIFFUSION_STEPS: int | None = SamplerSettings.steps
 #: Noise scale of the reverse process (1: exact; below 1: sharper, towards the likeliest structures).
-DIFFUSION_TEMPERATURE: float = config.DIFFUSION_SAMPLE_TEMPERATURE
+DIFFUSION_TEMPERATURE: float = SamplerSettings.temperature
 
 
 @dataclass

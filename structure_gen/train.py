@@ -1,9 +1,9 @@
 """Train the symmetry-constrained diffusion model: one plain PyTorch loop (nanoGPT style).
 
-Everything configurable lives in :class:`TrainConfig`; a checkpoint (``ckpt.pt``) holds model,
-optimiser, step, both configs and the history, so ``resume=True`` continues exactly where a run
-stopped. ``best.pt`` is a slim copy (weights + model config) of the checkpoint with the best
-validation match rate, which is what samplers load.
+Everything configurable lives in :class:`TrainConfig` (:mod:`xtalagent.structure_gen.settings`);
+a checkpoint (``ckpt.pt``) holds model, optimiser, step, both configs and the history, so
+``resume=True`` continues exactly where a run stopped. ``best.pt`` is a slim copy (weights + model
+config) of the checkpoint with the best validation match rate, which is what samplers load.
 """
 
 from __future__ import annotations
@@ -14,54 +14,16 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xtalagent import config
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.featurize import Example, collate, example_from_record
 from xtalagent.structure_gen.model import CrystalDiffusion, ModelConfig, lattice_stats
-
-#: Defaults sized for one CPU core.
-DEFAULT_BATCH_SIZE: int = config.DIFFUSION_BATCH_SIZE
-DEFAULT_MAX_ATOMS: int = config.DIFFUSION_MAX_ATOMS  # larger conventional cells are skipped in training
-
-
-@dataclass
-class TrainConfig:
-    """All knobs of a training run (saved in every checkpoint)."""
-
-    data: str = "datasets/perov_5_val.parquet"
-    train_split: str | None = None  # None: all rows (minus the held-out val fraction)
-    val_split: str | None = None  # None: hold out ``val_fraction`` of the training rows by id hash
-    val_fraction: float = 0.05
-    out_dir: str = "runs/structure_gen"
-    hidden: int = 128
-    layers: int = 4
-    n_fourier: int = 16
-    timesteps: int = 1000
-    step_lr: float = 1e-5
-    batch_size: int = DEFAULT_BATCH_SIZE
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    max_steps: int = 20000
-    max_minutes: float = 60.0
-    warmup_steps: int = 200
-    max_atoms: int = DEFAULT_MAX_ATOMS
-    prop_dropout: float = 0.5
-    eval_every: int = 1000  # steps between validation match rates (0: never)
-    eval_samples: int = 64
-    eval_steps: int = 100  # respaced denoising steps for the validation samples (speed)
-    ckpt_minutes: float = 3.0
-    log_every: int = 50
-    seed: int = 0
-    threads: int = 1
-    resume: bool = False
-    init_from: str | None = None  # start from these weights (slim or full checkpoint), fresh optimiser
-    history: list = field(default_factory=list)
+from xtalagent.structure_gen.settings import TrainConfig
 
 
 def _hash_fraction(key: str) -> float:

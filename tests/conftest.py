@@ -37,6 +37,7 @@ def fixture_dataset(tmp_path_factory) -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny base LM, both adapters, the prior and the classifier trained on the shipped fixture:
     seconds, not minutes."""
+    from xtalagent.finetune.settings import FinetuneSettings
     from xtalagent.finetune.train import BaseModelConfig
     from xtalagent.finetune.workflow import run_finetune
 
@@ -44,12 +45,7 @@ def tiny_model(tmp_path_factory) -> Path:
     run_finetune(
         FIXTURES / "crystals.csv",
         out,
-        epochs=1,
-        base_epochs=1,
-        batch_size=8,
-        limit=16,
-        threads=2,
+        settings=FinetuneSettings(epochs=1, base_epochs=1, batch_size=8, limit=16, threads=2, classifier_epochs=5),
         base_config=BaseModelConfig(hidden_size=64, num_layers=1, num_heads=1, intermediate_size=64),
-        classifier_epochs=5,
     )
     return out

@@ -58,3 +58,6 @@ def test_finetune_base_size_reaches_the_saved_model(tmp_path, fixtures):
     config = json.loads((out / "base" / "config.json").read_text())
     assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"]) == (64, 1, 1)
     assert (out / "sg" / "adapter_config.json").exists() and not (out / "wyckoff").exists()
+    from xtalagent.finetune.voters import VoterWeights
+
+    assert (out / "voters.json").exists() and VoterWeights.load(out) == VoterWeights.neutral()  # its own, untuned

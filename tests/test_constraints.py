@@ -93,16 +93,17 @@ def test_finetune_again_keeps_the_prior_of_its_adapters_but_upgrades_an_old_one(
     import shutil
 
     from xtalagent.finetune.neighbour_prior import load_prior
+    from xtalagent.finetune.settings import FinetuneSettings
     from xtalagent.finetune.workflow import run_finetune
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
-    run_finetune(fixtures / "crystals.csv", folder, limit=4)  # adapters exist: nothing is trained
+    run_finetune(fixtures / "crystals.csv", folder, settings=FinetuneSettings(limit=4))  # nothing is trained
     assert len(load_prior(folder).entries) == 16  # not swapped for 4 crystals the adapters never saw
     with gzip.open(folder / "neighbours.json.gz", "wt") as handle:  # a file from before properties
         json.dump({"entries": [[f, g, s] for f, g, s, *_ in load_prior(tiny_model).entries]}, handle)
     assert not load_prior(folder).has_properties
-    run_finetune(fixtures / "crystals.csv", folder, limit=16)
+    run_finetune(fixtures / "crystals.csv", folder, settings=FinetuneSettings(limit=16))
     assert load_prior(folder).has_properties and len(load_prior(folder).entries) == 16
 
 
@@ -112,6 +113,7 @@ def test_finetune_rebuilds_only_a_missing_or_outdated_classifier(tiny_model, fix
     import torch
 
     from xtalagent.finetune.group_classifier import GroupClassifier
+    from xtalagent.finetune.settings import FinetuneSettings
     from xtalagent.finetune.workflow import run_finetune
 
     folder = tmp_path / "model"
@@ -120,13 +122,13 @@ def test_finetune_rebuilds_only_a_missing_or_outdated_classifier(tiny_model, fix
     data = torch.load(folder / "group_classifier.pt", weights_only=True)
     data["layout"] = "v1"  # a file from an older version of the features
     torch.save(data, folder / "group_classifier.pt")
-    run_finetune(fixtures / "crystals.csv", folder, limit=16, classifier_epochs=1)
+    run_finetune(fixtures / "crystals.csv", folder, settings=FinetuneSettings(limit=16, classifier_epochs=1))
     assert GroupClassifier.is_current(folder / "group_classifier.pt")
     assert (folder / "sg" / "adapter_model.safetensors").read_bytes() == adapter  # nothing else retrained
     with pytest.raises(InputError, match="classifier epochs"):
-        run_finetune(fixtures / "crystals.csv", folder, classifier_epochs=0)
+        FinetuneSettings(classifier_epochs=0)
     with pytest.raises(InputError, match="classifier dropout"):
-        run_finetune(fixtures / "crystals.csv", folder, classifier_dropout=1.0)
+        FinetuneSettings(classifier_dropout=1.0)
 
 
 def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
@@ -139,6 +141,42 @@ def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
     remote = load_predictor(tiny_model, endpoint="http://127.0.0.1:9")
     assert remote.prior is not None and remote.classifier is not None
     assert load_predictor(endpoint="http://127.0.0.1:9").classifier is None
+
+
+def test_a_model_folder_votes_with_its_own_weights(tiny_model, tmp_path):
+    """Voter weights come from the model folder's voters.json: the shipped model's tuned ones for the
+    embedded default, neutral ones for a folder without the file (and written by finetune), the
+    folder's own when it has them; they change the ranking, and a broken file is one clear error."""
+    import shutil
+
+    from xtalagent.finetune.predictor import default_model_dir, load_predictor
+    from xtalagent.finetune.voters import VOTERS_FILE, VoterWeights
+    from xtalagent.finetune.wyckoff_solver import feasible_groups
+
+    neutral = VoterWeights.neutral()
+    shipped = VoterWeights.load(default_model_dir())
+    assert shipped != neutral and shipped.classifier == {"formula": 1.5, "composition": 3.0, "elements": 1.5}
+    assert shipped.prior["formula"]["prototype"].substitution_weight == 30.0  # tuned, not neutral
+    assert VoterWeights.load(tiny_model) == neutral  # finetune wrote the neutral weights into its folder
+    assert load_predictor(tiny_model).weights == neutral
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / VOTERS_FILE).unlink()
+    assert load_predictor(folder).weights == neutral  # no file: neutral, never the shipped model's tuning
+    own = neutral.model_copy(update={"classifier": {"formula": 1000.0}, "ratio_weight": 0.5})
+    own.save(folder)
+    predictor = load_predictor(folder)
+    assert predictor.weights == own and predictor.prior.settings == own.prior_settings()
+    request = ConstraintRequest(formula="Na4Cl4", band_gap=5.0)
+    groups = feasible_groups(request.target())
+    logp = predictor.classifier.log_probs("formula", ["Na", "Cl"], [4, 4], 5.0, None)
+    assert predictor.predict(request, top_k=1)[0].spacegroup == max(groups, key=lambda g: logp[g - 1])
+    assert load_predictor(tiny_model).predict(request, top_k=3) != predictor.predict(request, top_k=3)
+
+    (folder / VOTERS_FILE).write_text('{"classifier": {"formula": "loud"}}')
+    with pytest.raises(InputError, match="voters.json"):
+        load_predictor(folder)
 
 
 @pytest.mark.parametrize(

@@ -107,19 +107,19 @@ def test_bonus_is_the_weighted_log_probability_of_each_group(trained):
     assert only_formula.bonus("elements", ["Na", "Cl"], None, [225], weight=1.0) == {225: 0.0}
 
 
-def test_predictor_ranks_groups_with_the_classifier_vote(tiny_model, trained, monkeypatch):
+def test_predictor_ranks_groups_with_the_classifier_vote(tiny_model, trained):
     """With an overwhelming weight, stage 1's first group is the classifier's best feasible group; the
     candidates stay valid."""
-    from xtalagent import config
     from xtalagent.finetune.predictor import ConstraintPredictor, load_predictor
     from xtalagent.finetune.requests import ConstraintRequest
+    from xtalagent.finetune.voters import VoterWeights
     from xtalagent.finetune.wyckoff_solver import feasible_groups
 
     _, classifier, _ = trained
     plain = load_predictor(tiny_model, use_prior=False)
     assert plain.classifier is None and load_predictor(tiny_model).classifier is not None
-    monkeypatch.setitem(config.CONSTRAINT_CLASSIFIER_WEIGHT, "formula", 1000.0)
-    voted = ConstraintPredictor(plain.scorer, classifier=classifier)
+    loud = VoterWeights.neutral().model_copy(update={"classifier": {"formula": 1000.0}})
+    voted = ConstraintPredictor(plain.scorer, classifier=classifier, weights=loud)
     request = ConstraintRequest(formula="Na4Cl4", band_gap=5.0)
     groups = feasible_groups(request.target())
     logp = classifier.log_probs("formula", ["Na", "Cl"], [4, 4], 5.0, None)

@@ -161,19 +161,22 @@ def test_sites_prior_overrules_a_stage_two_model_that_prefers_another_valid_list
         assert check_candidate(candidate, {"formula": "K4Br4"}) == (True, True)
 
 
-def test_voters_in_use_follow_their_files_and_the_settings_of_the_request_pattern(tmp_path, monkeypatch):
-    from xtalagent import config
+def test_voters_in_use_follow_their_files_and_the_weights_of_the_model_folder(tmp_path):
     from xtalagent.finetune.predictor import voters_in_use
+    from xtalagent.finetune.voters import VoterWeights
 
     NeighbourPrior(KNOWN).save(tmp_path / "neighbours.json.gz")
     assert voters_in_use(tmp_path, pattern="formula") == (True, False)  # no classifier file
-    assert voters_in_use(tmp_path, pattern="elements")[0] == any(
-        part["weight"] for part in config.CONSTRAINT_PRIOR["elements"].values()
-    )
+    assert voters_in_use(tmp_path, pattern="elements")[0]  # no voters.json: neutral weights, all on
     (tmp_path / "group_classifier.pt").write_bytes(b"")
     assert voters_in_use(tmp_path, pattern="formula") == (True, True)
-    monkeypatch.setitem(config.CONSTRAINT_CLASSIFIER_WEIGHT, "formula", 0.0)
-    assert voters_in_use(tmp_path, pattern="formula") == (True, False)
+    neutral = VoterWeights.neutral()
+    silent = {part: OFF for part in neutral.prior["elements"]}
+    neutral.model_copy(update={"classifier": {"formula": 0.0}, "prior": neutral.prior | {"elements": silent}}).save(
+        tmp_path
+    )
+    assert voters_in_use(tmp_path, pattern="formula") == (True, False)  # the folder's own weights count
+    assert voters_in_use(tmp_path, pattern="elements") == (False, True)
     assert voters_in_use(tmp_path / "empty") == (False, False)
     assert voters_in_use(endpoint="http://localhost:8000") == (False, False)
 
@@ -266,5 +269,5 @@ def test_ratio_shares_follow_the_chemically_closest_crystals_and_the_requested_p
     assert max(metallic, key=metallic.get) == (1, 1) and (1, 2) in metallic  # k=3: one TiO2 joins
     assert sum(wide.values()) == pytest.approx(1.0) and sum(metallic.values()) == pytest.approx(1.0)
     assert prior.ratio_shares(["Na", "Cl", "O"], part) == {}  # no crystal with three elements is known
-    assert prior.settings["elements"].ratios.weight > 0  # the shipped settings turn the part on
+    assert prior.settings["elements"].ratios.weight > 0  # the neutral settings turn the part on
     assert PriorSettings.from_dict(prior.settings_dict()["elements"]) == prior.settings["elements"]

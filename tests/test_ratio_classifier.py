@@ -106,7 +106,6 @@ def test_ratio_vote_ranks_the_likely_ratios_groups_first(tiny_model, trained):
     """The vote is weight * log(averaged share + floor): below zero, highest for groups the likely
     ratios' rankings favour, the floor for groups no likely ratio fits; it reorders stage 1 of
     elements-only requests only, and every candidate stays valid."""
-    from xtalagent import config
     from xtalagent.finetune.predictor import ConstraintPredictor, load_predictor
     from xtalagent.finetune.requests import ConstraintRequest
     from xtalagent.finetune.wyckoff_solver import RatioCounts, feasible_groups
@@ -121,16 +120,17 @@ def test_ratio_vote_ranks_the_likely_ratios_groups_first(tiny_model, trained):
     assert plain.ratio_bonus(ctx, groups, 12) == dict.fromkeys(groups, 0.0)
     assert voted.ratio_bonus(ctx, groups, 12, weight=0.0) == dict.fromkeys(groups, 0.0)
     vote = voted.ratio_bonus(ctx, groups, 12, weight=2.0)
-    ceiling = 2.0 * math.log(1 + config.CONSTRAINT_RATIO_FLOOR)
+    floor_share = voted.weights.ratio_floor
+    ceiling = 2.0 * math.log(1 + floor_share)
     assert set(vote) == set(groups) and all(v <= ceiling for v in vote.values())
     hosts = set()
     for counts, _ in classifier.ratios(ctx.elements, 3.0, None, 12):
         hosts |= {g for g in groups if RatioCounts(ctx.elements, counts, 12).feasible(g)}
-    floor = 2.0 * math.log(config.CONSTRAINT_RATIO_FLOOR)
+    floor = 2.0 * math.log(floor_share)
     assert all(vote[g] == pytest.approx(floor) for g in groups if g not in hosts)
     assert max(vote, key=vote.get) in hosts
     # shares over the hosts average to a distribution
-    assert sum(math.exp(vote[g] / 2.0) - config.CONSTRAINT_RATIO_FLOOR for g in groups) == pytest.approx(1.0, abs=1e-6)
+    assert sum(math.exp(vote[g] / 2.0) - floor_share for g in groups) == pytest.approx(1.0, abs=1e-6)
     # other patterns are not touched; every elements-only candidate is valid and within max_atoms
     formula = ConstraintRequest(formula="Ti2O4")
     assert voted.rank_groups(voted.context(formula), [136, 58], 2) == plain.rank_groups(
@@ -141,16 +141,16 @@ def test_ratio_vote_ranks_the_likely_ratios_groups_first(tiny_model, trained):
         assert atoms <= 12 and candidate.spacegroup in groups
 
 
-def test_ratio_vote_in_use_follows_its_file_the_pattern_and_the_weight(tmp_path, monkeypatch):
-    from xtalagent import config
+def test_ratio_vote_in_use_follows_its_file_the_pattern_and_the_weight(tmp_path):
     from xtalagent.finetune.predictor import ratio_vote_in_use
+    from xtalagent.finetune.voters import VoterWeights
 
     assert not ratio_vote_in_use(tmp_path, pattern="elements")  # no ratio_classifier.pt
     (tmp_path / "ratio_classifier.pt").write_bytes(b"")
     assert ratio_vote_in_use(tmp_path, pattern="elements") and ratio_vote_in_use(tmp_path)
     assert not ratio_vote_in_use(tmp_path, pattern="formula") and not ratio_vote_in_use(tmp_path, pattern="composition")
     assert not ratio_vote_in_use(endpoint="http://localhost:8000", pattern="elements")
-    monkeypatch.setattr(config, "CONSTRAINT_RATIO_WEIGHT", 0.0)
+    VoterWeights.neutral().model_copy(update={"ratio_weight": 0.0}).save(tmp_path)  # the folder's own weight
     assert not ratio_vote_in_use(tmp_path, pattern="elements")
 
 
@@ -176,10 +176,10 @@ def test_likely_ratios_follow_the_closest_known_crystals(tiny_model, trained):
     classifier's pool is weighed by its share among the chemically closest known crystals."""
     from dataclasses import replace
 
-    from xtalagent import config
     from xtalagent.finetune.neighbour_prior import NeighbourPrior
     from xtalagent.finetune.predictor import ConstraintPredictor, load_predictor, weigh_ratios
     from xtalagent.finetune.requests import ConstraintRequest
+    from xtalagent.finetune.voters import VoterWeights
 
     records, classifier, _ = trained
     scorer = load_predictor(tiny_model, use_prior=False).scorer
@@ -193,7 +193,7 @@ def test_likely_ratios_follow_the_closest_known_crystals(tiny_model, trained):
     part = replace(settings.ratios, weight=50.0, floor=1e-3)
     prior.settings["elements"] = replace(settings, ratios=part)
     weighed = ConstraintPredictor(scorer, prior=prior, ratios=classifier).likely_ratios(ctx, 20, k=4)
-    pool = classifier.ratios(["Sc", "Ni"], None, -0.4, 20, k=config.CONSTRAINT_RATIO_POOL)
+    pool = classifier.ratios(["Sc", "Ni"], None, -0.4, 20, k=VoterWeights.neutral().ratio_pool)
     share = prior.ratio_shares(["Sc", "Ni"], part, formation_energy=-0.4)
     known = [share.get(ratio_key(dict(zip(["Sc", "Ni"], counts))), 0.0) for counts, _ in pool]
     assert weighed == weigh_ratios(pool, known, 50.0, 1e-3)[:4]

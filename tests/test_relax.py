@@ -13,6 +13,7 @@ from scipy.linalg import logm
 from xtalagent.tools import relax
 from xtalagent.tools.potentials import CalculatorPotential, Evaluation, Potential
 from xtalagent.tools.relax import OPTIMIZERS, logm_3x3, relax_batch
+from xtalagent.tools.settings import RelaxSettings
 
 
 def _cells() -> list[Atoms]:
@@ -54,7 +55,7 @@ def test_batched_steps_are_ase_steps(name):
         ref = atoms.copy()
         ref.calc = EMT()
         opt = OPTIMIZERS[name](FrechetCellFilter(ref), logfile=None)
-        opt.run(fmax=0.05, steps=relax.MAX_STEPS)
+        opt.run(fmax=0.05, steps=RelaxSettings.max_steps)
         assert res.status == "converged"
         assert res.steps == opt.nsteps
         assert res.energy == pytest.approx(ref.get_potential_energy(), abs=1e-9)

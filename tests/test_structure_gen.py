@@ -153,6 +153,7 @@ def test_pyxtal_sample_command_round_trip(tmp_path) -> None:
 
     from xtalagent.structure_gen.checks import detect_sites
     from xtalagent.structure_gen.commands import sample_command
+    from xtalagent.structure_gen.settings import SamplerSettings
 
     lines = [
         {
@@ -174,7 +175,8 @@ def test_pyxtal_sample_command_round_trip(tmp_path) -> None:
     ]
     src = tmp_path / "c.jsonl"
     src.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    summary = sample_command(src, n=2, output=tmp_path / "out", sampler="pyxtal", seed=1, echo=lambda s: None)
+    settings = SamplerSettings(sampler="pyxtal", seed=1)
+    summary = sample_command(src, n=2, output=tmp_path / "out", settings=settings, echo=lambda s: None)
     assert summary == {"index": str(tmp_path / "out" / "index.jsonl"), "ok": 4, "failed": 0, "constraints": 2}
     rows = [json.loads(x) for x in (tmp_path / "out" / "index.jsonl").read_text().splitlines()]
     assert {r["spacegroup"] for r in rows} == {194, 225} and rows[-1]["id"] == "7"

@@ -63,7 +63,6 @@ import torch
 from pydantic import BaseModel
 from pymatgen.core import Composition, Element, Structure
 
-from xtalagent import config
 from xtalagent.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -165,7 +164,9 @@ def load_chgnet(chgnet: Any = None) -> Any:
         return getattr(chgnet, "model", chgnet)  # a CHGNetPotential or the model itself
     from chgnet.model import CHGNet
 
-    return CHGNet.load(model_name=config.CHGNET_MODEL, use_device="cpu", verbose=False)
+    from xtalagent.tools.potentials import CHGNET_MODEL
+
+    return CHGNet.load(model_name=CHGNET_MODEL, use_device="cpu", verbose=False)
 
 
 def chgnet_features(

@@ -28,7 +28,7 @@ from xtalagent import config
 
 #: Stability threshold on e_hull (eV/atom) for the S.U.N. "stable" flag. 0.1 eV/atom is the usual
 #: metastability window (MatterGen) and about twice the ML potential's e_hull error.
-STABLE_E_HULL: float = config.STABLE_E_HULL
+STABLE_E_HULL: float = 0.1
 #: Finite-difference displacement (Å) for Γ phonons.
 PHONON_DELTA: float = 0.01
 #: Imaginary frequencies smaller than this (THz) are treated as numerical noise.

@@ -13,8 +13,11 @@ from pathlib import Path
 from xtalagent import config
 from xtalagent.errors import InputError
 
-#: The SACADA sp2 carbon database beside the repository (development machines only).
-SACADA_DB: Path = config.SHARED_DATA_DIR / "lego_sp2" / "sp2_sacada.db"
+
+def sacada_db() -> Path:
+    """The SACADA sp2 carbon database beside the repository (development machines only), read from
+    ``config.SHARED_DATA_DIR`` when asked, so ``XTALAGENT_SHARED_DATA`` set later still counts."""
+    return config.SHARED_DATA_DIR / "lego_sp2" / "sp2_sacada.db"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ def load_sacada(path: str | Path | None = None, max_atoms: int | None = None) ->
     """(entry, ASE Atoms) for every structure of the SACADA sp2 database, smallest first."""
     from ase.db import connect
 
-    db_path = Path(path) if path is not None else SACADA_DB
+    db_path = Path(path) if path is not None else sacada_db()
     if not db_path.exists():
         raise InputError(f"SACADA sp2 database not found at {db_path}")
     out = []

@@ -29,17 +29,17 @@ import numpy as np
 from ase import Atoms
 from ase.units import GPa
 
-from xtalagent import config
 from xtalagent.errors import InputError
+from xtalagent.tools.settings import RelaxSettings
 
-#: Default CHGNet checkpoint (ships in the chgnet wheel).
-CHGNET_MODEL: str = config.CHGNET_MODEL
+#: Default CHGNet checkpoint, used when MatterSim's is not present (ships in the chgnet wheel).
+CHGNET_MODEL: str = "0.3.0"
 #: MatterSim's own checkpoint cache (see ``Potential.from_checkpoint`` in mattersim's source).
-MATTERSIM_CACHE: Path = config.MATTERSIM_CACHE
+MATTERSIM_CACHE: Path = Path("~/.local/mattersim/pretrained_models").expanduser()
 #: Default MatterSim checkpoint file name inside :data:`MATTERSIM_CACHE`.
-MATTERSIM_CHECKPOINT: str = config.MATTERSIM_CHECKPOINT
-#: Structures per forward pass.
-BATCH_SIZE: int = config.RELAX_BATCH_SIZE
+MATTERSIM_CHECKPOINT: str = "mattersim-v1.0.0-1M.pth"
+#: Structures per forward pass (the relaxer's batch).
+BATCH_SIZE: int = RelaxSettings.batch_size
 
 POTENTIALS = ("auto", "chgnet", "mattersim")
 

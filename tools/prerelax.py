@@ -38,7 +38,7 @@ SO3_LMAX: int = 4
 SO3_NMAX: int = 2
 SO3_ALPHA: float = 1.5
 #: Cutoff LEGO-xtal uses for sp2 carbon (Å), graphite C–C 1.42 Å.
-LEGO_CARBON_RCUT: float = config.LEGO_CARBON_RCUT
+LEGO_CARBON_RCUT: float = 2.1
 #: Default cutoff = this factor × the longest nearest-neighbour distance in the references
 #: (2.1 / 1.42: reproduces LEGO-xtal's carbon cutoff from graphite).
 RCUT_FACTOR: float = 1.48
@@ -46,7 +46,7 @@ RCUT_FACTOR: float = 1.48
 LEGO_MINIMIZERS: tuple[tuple[str, int], ...] = (("Nelder-Mead", 100), ("L-BFGS-B", 400), ("L-BFGS-B", 200))
 #: Descriptor distance (per atom, squared) relative to the mean squared norm of the reference
 #: environments below which a structure counts as descriptor-converged (see module docstring).
-DISTANCE_THRESHOLD_REL: float = config.LEGO_DISTANCE_THRESHOLD_REL
+DISTANCE_THRESHOLD_REL: float = 0.005
 #: Budget of descriptor evaluations for one pre-relaxation (deterministic, unlike a time limit).
 #: The minimiser uses finite-difference gradients, so one L-BFGS-B iteration costs n_free + 1
 #: evaluations: LEGO-xtal's 700 iterations fit for up to ~6 free variables, and an 8-atom P1 cell
@@ -59,10 +59,6 @@ MAX_SECONDS: float | None = None
 MAX_ATOMS: int = 500
 #: Largest number of known crystals taken from a labelled dataset as default references.
 MAX_DEFAULT_REFERENCES: int = 5
-#: Default labelled reference set (``xtalagent data build`` output) used when none is given.
-DEFAULT_REFERENCE_DATASET: Path = config.REFERENCE_DATASET
-#: Distance (Å) within which a symmetry operation must map every atom onto an equal atom.
-SYMMETRY_TOL: float = config.CHECK_SYMPREC
 
 
 def lego_available() -> tuple[bool, str]:
@@ -193,8 +189,8 @@ def _reference_structures(reference: Any, elements: Sequence[str]) -> tuple[list
     if reference is None:
         if set(elements) == {"C"}:
             return [graphite()], ["graphite (built)"]
-        if DEFAULT_REFERENCE_DATASET is not None:
-            return _from_dataset(DEFAULT_REFERENCE_DATASET, elements)
+        if config.REFERENCE_DATASET is not None:
+            return _from_dataset(config.REFERENCE_DATASET, elements)
         return _from_shipped_set(elements)
     if isinstance(reference, str | Path):
         path = Path(reference)
@@ -277,7 +273,7 @@ def build_references(
 
     ``reference``: pymatgen Structures / pyxtal crystals / CrystalRecords, a labelled-dataset path,
     a ready :class:`ReferenceEnvironments`, or ``None`` (graphite for carbon, else the known
-    crystals with the same elements in :data:`DEFAULT_REFERENCE_DATASET` or the shipped reference set).
+    crystals with the same elements in ``config.REFERENCE_DATASET`` or the shipped reference set).
     """
     if isinstance(reference, ReferenceEnvironments):
         return reference
@@ -322,12 +318,15 @@ def build_references(
 # --- symmetry check -----------------------------------------------------------------------------
 
 
-def keeps_symmetry(structure: Structure, spacegroup: int, tol: float = SYMMETRY_TOL) -> bool:
+def keeps_symmetry(structure: Structure, spacegroup: int, tol: float | None = None) -> bool:
     """True if every operation of ``spacegroup`` (standard setting) maps ``structure`` onto itself.
 
-    The structure must be in that group's conventional standard cell, as pyxtal writes it.
+    The structure must be in that group's conventional standard cell, as pyxtal writes it. ``tol``
+    (Å, default ``config.CHECK_SYMPREC``): how far an operation may move an atom from an equal one.
     """
     from pyxtal.symmetry import Group
+
+    tol = config.CHECK_SYMPREC if tol is None else tol
 
     frac = structure.frac_coords
     numbers = np.array([site.specie.Z for site in structure])

@@ -38,17 +38,9 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS
 from ase.optimize.optimize import Optimizer
 
-from xtalagent import config
 from xtalagent.tools.potentials import Potential
+from xtalagent.tools.settings import RelaxSettings
 
-#: Convergence: largest force (and cell force) component norm, eV/Å (CHGNet's StructOptimizer default).
-FMAX: float = config.RELAX_FMAX
-#: Step limit per structure.
-MAX_STEPS: int = config.RELAX_MAX_STEPS
-#: Wall-time limit per structure (s).
-TIMEOUT: float = config.RELAX_TIMEOUT
-#: Symmetry tolerance (Å) for FixSymmetry in the symmetry-constrained mode.
-FIX_SYMPREC: float = config.RELAX_FIX_SYMPREC
 #: Runaway guards: a structure beyond these is recorded as diverged.
 MAX_FORCE: float = 1.0e3  # eV/Å
 MIN_ENERGY_PER_ATOM: float = -50.0  # eV/atom; no element's reference is below about -15
@@ -58,8 +50,6 @@ VOLUME_PER_ATOM_LIMITS: tuple[float, float] = (1.0, 1000.0)  # Å^3
 #: ASE optimisers that take exactly one energy/force evaluation per step (line searches would not fit
 #: the one-forward-pass-per-step batch). All use ASE's default parameters.
 OPTIMIZERS: dict[str, type[Optimizer]] = {"FIRE": FIRE, "BFGS": BFGS, "LBFGS": LBFGS}
-#: Default optimiser (see the module docstring; CHGNet's ``StructOptimizer`` uses FIRE).
-OPTIMIZER: str = config.RELAX_OPTIMIZER
 
 #: Statuses whose energy and structure are usable.
 OK_STATUSES = ("converged", "unconverged", "single_point")
@@ -191,18 +181,19 @@ def relax_batch(
     structures: Sequence[Atoms],
     potential: Potential,
     *,
-    fmax: float = FMAX,
-    max_steps: int = MAX_STEPS,
-    timeout: float = TIMEOUT,
+    fmax: float = RelaxSettings.fmax,
+    max_steps: int = RelaxSettings.max_steps,
+    timeout: float = RelaxSettings.timeout,
     symmetric: bool = True,
     relax_cell: bool = True,
-    symprec: float = FIX_SYMPREC,
-    batch_size: int = 16,
-    optimizer: str = OPTIMIZER,
+    symprec: float = RelaxSettings.fix_symprec,
+    batch_size: int = RelaxSettings.batch_size,
+    optimizer: str = RelaxSettings.optimizer,
     on_done: Callable[[RelaxResult], None] | None = None,
 ) -> list[RelaxResult]:
     """Relax ``structures`` together; results come back in input order.
 
+    Defaults are :class:`~xtalagent.tools.settings.RelaxSettings`'s (``symprec`` is its ``fix_symprec``).
     ``optimizer``: a name in :data:`OPTIMIZERS` (ASE's class with its default parameters).
     Convergence is the same for all: largest row norm of the filter's generalised forces below ``fmax``.
 

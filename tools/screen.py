@@ -45,6 +45,7 @@ from xtalagent.tools import checks
 from xtalagent.tools import relax as relaxation
 from xtalagent.tools.hull import ReferenceHull, StabilityModel
 from xtalagent.tools.potentials import Potential, load_potential
+from xtalagent.tools.settings import RelaxSettings
 
 #: Bumped whenever per-structure results change meaning, so caches are recomputed.
 CACHE_VERSION: int = 3  # 2: optimiser in the key; MP2020 hull table; 3: band gap
@@ -66,10 +67,10 @@ class ScreenSettings:
     checkpoint: str | None = None
     relax: bool = True
     symmetric: bool = True
-    fmax: float = relaxation.FMAX
-    max_steps: int = relaxation.MAX_STEPS
-    timeout: float = relaxation.TIMEOUT
-    optimizer: str = relaxation.OPTIMIZER
+    fmax: float = RelaxSettings.fmax
+    max_steps: int = RelaxSettings.max_steps
+    timeout: float = RelaxSettings.timeout
+    optimizer: str = RelaxSettings.optimizer
     stability: bool = True
     hull_table: str | None = None
     phonons: bool = False
@@ -286,11 +287,11 @@ def screen(
     checkpoint: str | None = None,
     relax_structures: bool = True,
     symmetric: bool = True,
-    fmax: float = relaxation.FMAX,
-    max_steps: int = relaxation.MAX_STEPS,
-    timeout: float = relaxation.TIMEOUT,
-    optimizer: str = relaxation.OPTIMIZER,
-    batch_size: int = 16,
+    fmax: float = RelaxSettings.fmax,
+    max_steps: int = RelaxSettings.max_steps,
+    timeout: float = RelaxSettings.timeout,
+    optimizer: str = RelaxSettings.optimizer,
+    batch_size: int = RelaxSettings.batch_size,
     stability: bool = True,
     hull_table: Path | str | None = None,
     references: Sequence[Structure] | None = None,
@@ -572,17 +573,18 @@ def plot_ehull(
 def screen_command(
     source: Path,
     out: Path,
+    *,
     potential: str = "auto",
     checkpoint: str | None = None,
     relax: bool = True,
     symmetric: bool = True,
-    fmax: float = 0.1,
-    max_steps: int = 500,
-    timeout: float = 600.0,
-    batch_size: int = 16,
+    fmax: float = RelaxSettings.fmax,
+    max_steps: int = RelaxSettings.max_steps,
+    timeout: float = RelaxSettings.timeout,
+    batch_size: int = RelaxSettings.batch_size,
     stability: bool = True,
     hull_table: Path | None = None,
-    optimizer: str = relaxation.OPTIMIZER,
+    optimizer: str = RelaxSettings.optimizer,
     references: Path | None = None,
     phonons: bool = False,
     limit: int | None = None,
