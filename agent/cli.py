@@ -402,6 +402,22 @@ def structures_eval_csp(
     )
 
 
+RAY_HELP = "relax on a Ray cluster: a local one started here, unless --ray-address (needs the 'ray' extra)"
+RAY_ADDRESS_HELP = (
+    "Ray cluster to join (implies --ray): auto (the one 'ray start' made here), HOST:6379, ray://HOST:10001"
+)
+
+
+def ray_cluster(ray: bool, address: str | None) -> str | None:
+    """The Ray address of --ray/--ray-address: None (no Ray), 'local' (start one here) or the cluster's."""
+    if address is None and not ray:
+        return None
+    from xtalagent.tools.distributed import require_ray
+
+    require_ray()  # one line naming the extra, before any work
+    return address or "local"
+
+
 @app.command("screen")
 def screen(
     source: Annotated[Path, typer.Argument(help="folder of CIFs, or a JSONL/CSV index with a 'cif_path' column")],
@@ -438,6 +454,8 @@ def screen(
         None
     ),
     band_gap_max: Annotated[float | None, typer.Option(help="band-gap window, upper end (eV)")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help=RAY_HELP)] = False,
+    ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
 ) -> None:
     """Relax candidates with an ML potential, score stability, check and rank them. Re-runs skip finished ones."""
     from xtalagent.tools.screen import screen_command
@@ -469,6 +487,7 @@ def screen(
         band_gap=band_gap,
         band_gap_min=band_gap_min,
         band_gap_max=band_gap_max,
+        ray=ray_cluster(ray, ray_address),
     )
 
 

@@ -28,9 +28,9 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,9 @@ from xtalagent.tools import relax as relaxation
 from xtalagent.tools.hull import ReferenceHull, StabilityModel
 from xtalagent.tools.potentials import Potential, load_potential
 from xtalagent.tools.settings import RelaxSettings
+
+if TYPE_CHECKING:
+    from xtalagent.tools.distributed import RayOptions
 
 #: Bumped whenever per-structure results change meaning, so caches are recomputed.
 CACHE_VERSION: int = 3  # 2: optimiser in the key; MP2020 hull table; 3: band gap
@@ -244,6 +247,74 @@ def _score(
     return row
 
 
+@dataclass
+class StructureScreener:
+    """The per-structure half of screening: relax candidates and turn each into its summary row.
+
+    Why a separate object: the same screener runs in-process (serial) and on Ray workers
+    (:mod:`xtalagent.tools.distributed`), which unpickle it once and keep it, so a worker loads
+    the potential once, not per structure. ``potential`` None means "load ``settings.potential`` /
+    ``settings.checkpoint`` on first use": a Ray worker then loads its own copy instead of
+    receiving the driver's. Rows depend on nothing else, so where they are computed does not
+    change them; the batch-level flags (rank, uniqueness, novelty) stay with the caller.
+    """
+
+    settings: ScreenSettings
+    potential: Potential | None = None
+    stability: StabilityModel | None = None
+    band_gap_model: Any | None = None
+    batch_size: int = 16
+
+    def loaded_potential(self) -> Potential:
+        if self.potential is None:
+            self.potential = load_potential(
+                self.settings.potential, self.settings.checkpoint, batch_size=self.batch_size
+            )
+        return self.potential
+
+    def run(self, cands: Sequence[Candidate], on_row: Callable[[Candidate, dict[str, Any]], None]) -> None:
+        """Relax (or single-point) ``cands`` in batches; ``on_row(cand, row)`` as each one finishes.
+
+        A candidate with ``error`` set (unreadable CIF, failed pre-relaxation) gets its failed row
+        without being relaxed.
+        """
+        settings, potential = self.settings, self.loaded_potential()
+        runnable: list[Candidate] = []
+        for cand in cands:
+            if cand.error or cand.structure is None:
+                on_row(cand, self.row(cand, None, cand.error or "no structure"))
+            else:
+                runnable.append(cand)
+        atoms = [AseAtomsAdaptor.get_atoms(c.structure) for c in runnable]
+        if runnable and settings.relax:
+            relaxation.relax_batch(
+                atoms,
+                potential,
+                fmax=settings.fmax,
+                max_steps=settings.max_steps,
+                timeout=settings.timeout,
+                symmetric=settings.symmetric,
+                batch_size=self.batch_size,
+                optimizer=settings.optimizer,
+                on_done=lambda res: on_row(runnable[res.index], self.row(runnable[res.index], res)),
+            )
+        elif runnable:  # single points on the input structures
+            for i0 in range(0, len(atoms), self.batch_size):
+                chunk = atoms[i0 : i0 + self.batch_size]
+                for j, ev in enumerate(potential.evaluate(chunk)):
+                    res = relaxation.RelaxResult(i0 + j, chunk[j], status="single_point", energy=ev.energy)
+                    if not ev.finite:
+                        res.status, res.failure = "failed", ev.error or "non-finite energy or forces (NaN/inf)"
+                    on_row(runnable[i0 + j], self.row(runnable[i0 + j], res))
+
+    def row(self, cand: Candidate, result: relaxation.RelaxResult | None, failure: str | None = None) -> dict[str, Any]:
+        """One summary row (without batch-level flags): energies, checks, stability, band gap."""
+        row = _score(cand, result, self.potential, self.stability, self.settings, failure)
+        if self.band_gap_model is not None and row.get("final_structure"):
+            row |= predict_band_gap(self.band_gap_model, Structure.from_dict(row["final_structure"]))
+        return row
+
+
 def _cache_path(out: Path, cid: str) -> Path:
     return out / "cache" / f"{cid}.json"
 
@@ -304,6 +375,7 @@ def screen(
     progress: Callable[[dict[str, Any]], None] | None = None,
     band_gap_model: Any | None = None,
     band_gap_window: tuple[float | None, float | None] | None = None,
+    ray: RayOptions | str | None = None,
 ) -> ScreenReport:
     """Screen candidates; see the module docstring for inputs and outputs.
 
@@ -312,8 +384,15 @@ def screen(
     ``band_gap_model`` (a :class:`~xtalagent.tools.band_gap.BandGapModel`) adds the predicted gap
     of every relaxed structure; ``band_gap_window`` (eV, either side open) adds ``meets_band_gap``
     and ranks the structures inside the window first.
+    ``ray`` (a :class:`~xtalagent.tools.distributed.RayOptions` or a cluster address; ``"local"``
+    starts a local Ray instance) relaxes and scores the structures on a Ray cluster instead of in
+    this process; rows, cache and outputs are the same.
     """
     start = time.perf_counter()
+    if ray is not None:
+        from xtalagent.tools.distributed import require_ray
+
+        require_ray()  # fail before any work when the extra is missing
     if optimizer not in relaxation.OPTIMIZERS:
         raise InputError(f"unknown optimizer {optimizer!r} (choose from {', '.join(relaxation.OPTIMIZERS)})")
     out = Path(out)
@@ -353,70 +432,38 @@ def screen(
             todo.append(cand)
     n_cached = len(rows)
 
-    if todo and pot_obj is None:
-        pot_obj = load_potential(str(potential), checkpoint, batch_size=batch_size)
     stab = None
     if stability and todo:
         stab = StabilityModel(ReferenceHull.from_csv(hull_table) if hull_table else None)
-
+    screener = StructureScreener(
+        settings, potential=pot_obj, stability=stab, band_gap_model=band_gap_model, batch_size=batch_size
+    )
     prerelaxed: dict[str, dict[str, Any]] = {}  # id -> what the pre-relaxation hook reported
 
-    def finish(cand: Candidate, result: relaxation.RelaxResult | None, failure: str | None = None) -> None:
-        row = _score(cand, result, pot_obj, stab, settings, failure) | prerelaxed.get(cand.id, {})
-        if band_gap_model is not None and row.get("final_structure"):
-            row |= predict_band_gap(band_gap_model, Structure.from_dict(row["final_structure"]))
+    def finish(cand: Candidate, row: dict[str, Any]) -> None:
+        """Called in this process for every finished structure, wherever it was relaxed: saved at once."""
+        row = row | prerelaxed.get(cand.id, {})
         _save(out, cand, key, row)
         rows[cand.id] = _jsonable(row)
         if progress:
             progress(rows[cand.id])
 
-    runnable: list[Candidate] = []
-    for cand in todo:
-        if cand.error:
-            finish(cand, None, cand.error)
-            continue
-        if prerelax is not None:
-            try:
-                cand.structure = prerelax(cand.structure)
-                outcome = getattr(prerelax, "last_result", None)  # set by tools.prerelax.structure_hook
-                if outcome is not None:
-                    prerelaxed[cand.id] = {
-                        "prerelax_reached": outcome.reached,
-                        "prerelax_used": outcome.failure is None and bool(outcome.cif),
-                        "prerelax_failure": outcome.failure,
-                    }
-            except Exception as exc:
-                finish(cand, None, f"pre-relaxation failed: {type(exc).__name__}: {exc}")
-                continue
-        runnable.append(cand)
+    if prerelax is not None:
+        todo = [_prerelaxed(cand, prerelax, prerelaxed) for cand in todo]
+    provenance: dict[str, Any] | None = None
+    if todo and ray is not None:
+        from xtalagent.tools import distributed
 
-    atoms = [AseAtomsAdaptor.get_atoms(c.structure) for c in runnable]
-    if runnable and relax_structures:
-        relaxation.relax_batch(
-            atoms,
-            pot_obj,
-            fmax=fmax,
-            max_steps=max_steps,
-            timeout=timeout,
-            symmetric=symmetric,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            on_done=lambda res: finish(runnable[res.index], res),
-        )
-    elif runnable:  # single points on the input structures
-        for i0 in range(0, len(atoms), batch_size):
-            chunk = atoms[i0 : i0 + batch_size]
-            for j, ev in enumerate(pot_obj.evaluate(chunk)):
-                res = relaxation.RelaxResult(i0 + j, chunk[j], status="single_point", energy=ev.energy)
-                if not ev.finite:
-                    res.status, res.failure = "failed", ev.error or "non-finite energy or forces (NaN/inf)"
-                finish(runnable[i0 + j], res)
+        provenance = distributed.screen_on_ray(screener, todo, on_row=finish, options=distributed.RayOptions.of(ray))
+    elif todo:
+        screener.run(todo, finish)
+        provenance = screener.loaded_potential().provenance
 
     ordered = [rows[c.id] for c in cands]
     for row in ordered:
         row["meets_band_gap"] = in_window(row.get("band_gap"), band_gap_window)
     batch_flags(ordered, references, stable_threshold)
-    provenance = pot_obj.provenance if pot_obj else _provenance_from_rows(ordered)
+    provenance = provenance or (pot_obj.provenance if pot_obj else _provenance_from_rows(ordered))
     report = ScreenReport(
         out=out,
         rows=ordered,
@@ -436,6 +483,27 @@ def screen(
     )
     write_outputs(report, settings, stab, symprec, plot)
     return report
+
+
+def _prerelaxed(
+    cand: Candidate, hook: Callable[[Structure], Structure], outcomes: dict[str, dict[str, Any]]
+) -> Candidate:
+    """``cand`` with its pre-relaxed structure (or its failure as ``error``); the hook's report of
+    each structure goes to ``outcomes``."""
+    if cand.error or cand.structure is None:
+        return cand
+    try:
+        structure = hook(cand.structure)
+    except Exception as exc:
+        return replace(cand, error=f"pre-relaxation failed: {type(exc).__name__}: {exc}")
+    outcome = getattr(hook, "last_result", None)  # set by tools.prerelax.structure_hook
+    if outcome is not None:
+        outcomes[cand.id] = {
+            "prerelax_reached": outcome.reached,
+            "prerelax_used": outcome.failure is None and bool(outcome.cif),
+            "prerelax_failure": outcome.failure,
+        }
+    return replace(cand, structure=structure)
 
 
 def predict_band_gap(model: Any, structure: Structure) -> dict[str, Any]:
@@ -593,14 +661,20 @@ def screen_command(
     band_gap: bool = True,
     band_gap_min: float | None = None,
     band_gap_max: float | None = None,
+    ray: RayOptions | str | None = None,
 ) -> ScreenReport:
     """CLI body for ``xtalagent screen SOURCE -o OUT`` (wrap with typer; prints a short summary).
 
     ``band_gap`` adds the shipped band-gap model's prediction to every row (skipped, with a note,
     when the model is absent); ``band_gap_min``/``band_gap_max`` (eV) add ``meets_band_gap``.
+    ``ray``: a Ray cluster address (``local`` starts one here) or options to relax and score on.
     """
     from xtalagent.tools.potentials import limit_threads
 
+    if ray is not None:
+        from xtalagent.tools.distributed import require_ray
+
+        require_ray()  # before the band-gap model is loaded
     limit_threads(threads)
     window = None
     if band_gap_min is not None or band_gap_max is not None:
@@ -640,6 +714,7 @@ def screen_command(
         prerelax=prerelax,
         band_gap_model=gap_model,
         band_gap_window=window,
+        ray=ray,
     )
     ok = report.n_candidates - report.n_failed
     prov = report.provenance
