@@ -9,8 +9,8 @@ Reference: graphite, SO(3) cutoff 2.1 Å, LEGO-xtal's minimiser stages. Criterio
 ``N_valid_env``): every carbon three-coordinated after pre-relaxation, group kept. The paper reports
 15–22 % of valid generated crystals. Positive control: the known SACADA structures themselves.
 
-Run from the repository root:  OMP_NUM_THREADS=1 python bench/bench_lego_carbon.py
-Writes bench/results/lego_carbon.json.
+Run from the repository root:  OMP_NUM_THREADS=1 python bench/experiments/2026-11-lego-prerelax/bench_lego_carbon.py
+Writes lego_carbon.json (beside this script).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--max-evaluations", type=int, default=None, help="descriptor evaluations per candidate")
     parser.add_argument("--calibration-only", action="store_true", help="only the known-sp2 distance calibration")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/lego_carbon.json"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "lego_carbon.json")
     args = parser.parse_args()
 
     import torch  # noqa: F401  (imported by pymatgen extras on some setups; keep it to one thread)

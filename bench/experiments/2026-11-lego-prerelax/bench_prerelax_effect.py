@@ -9,8 +9,8 @@ converged, fraction valid (converged, shortest distance and volume per atom in t
 config ranges), final energy per atom, fraction within 0.5 eV/atom of CHGNet graphite (the
 paper's energy window), fraction still sp2 (every C three-coordinated within 1.872 Å), wall time.
 
-Run from the repository root:  OMP_NUM_THREADS=1 python bench/bench_prerelax_effect.py
-Writes bench/results/prerelax_effect.json.
+Run from the repository root:  OMP_NUM_THREADS=1 python bench/experiments/2026-11-lego-prerelax/bench_prerelax_effect.py
+Writes prerelax_effect.json (beside this script).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="CHGNet relaxation step limit")
     parser.add_argument("--prerelax-evaluations", type=int, default=1500, help="descriptor evaluation budget")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/prerelax_effect.json"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "prerelax_effect.json")
     args = parser.parse_args()
 
     import torch

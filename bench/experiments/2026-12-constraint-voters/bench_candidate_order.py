@@ -7,8 +7,9 @@ included; the order before this bench) and stage 1's order of groups (the order 
 uses). Half B of the same 600 random MP `val` crystals as bench_constraint_prior.py (its half A
 chose the prior settings); `test` is never read.
 
-    python bench/bench_candidate_order.py [--requests elements:formation_energy,formula:band_gap]
-    -> bench/results/constraints_candidate_order.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_candidate_order.py [--requests elements:formation_energy,formula:band_gap]
+    -> constraints_candidate_order.json (beside this script)
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench_constraint_prior import half, requests_for
+from bench_constraint_prior import requests_for
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
+from xtalagent.eval.benchmarks.subsets import half
 from xtalagent.eval.constraints import sample_records
 from xtalagent.finetune.predictor import load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import feasible_groups
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 
 
 def first_groups(predictor, req: ConstraintRequest, ctx, k: int = 5) -> tuple[int, int]:
@@ -44,9 +47,10 @@ def first_groups(predictor, req: ConstraintRequest, ctx, k: int = 5) -> tuple[in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     parser.add_argument("--requests", default="elements:formation_energy,elements:band_gap,formula:band_gap")
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     import torch
 
     torch.set_num_threads(1)

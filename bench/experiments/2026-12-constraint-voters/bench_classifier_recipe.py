@@ -6,8 +6,9 @@ no validity mask, no language model, no prior) on both halves of `val` (the spli
 bench_constraint_prior.py), once per property shown: band gap, formation energy, none. A recipe is
 chosen on half A; half B is reported beside it. `test` is never read.
 
-    python bench/bench_classifier_recipe.py [--patterns formula,composition,elements]
-        [--recipes 0.2:20,0.5:40] -> bench/results/constraints_classifier_recipe.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_classifier_recipe.py [--patterns formula,composition,elements]
+        [--recipes 0.2:20,0.5:40] -> constraints_classifier_recipe.json (beside this script)
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_constraint_prior import half
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
+from xtalagent.eval.benchmarks.subsets import half
 from xtalagent.finetune.examples import record_properties
 from xtalagent.finetune.group_classifier import PatternClassifier, composition_features, train_pattern
 from xtalagent.finetune.train import set_threads
 from xtalagent.io import atomic_path
 from xtalagent.records import CrystalRecord
 
-RESULTS = Path("bench/results")
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 PROPERTIES = ("band_gap", "formation_energy", "none")
 
 
@@ -58,12 +60,13 @@ def top1(model: PatternClassifier, records: list[CrystalRecord], pattern: str, p
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="datasets/mp_structures.parquet")
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     parser.add_argument("--patterns", default="formula,composition,elements")
     parser.add_argument("--recipes", default="0.2:20,0.5:40", help="dropout:epochs, comma separated")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "constraints_classifier_recipe.json")
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     set_threads(args.threads)
     train = load_records(args.dataset, "train")
     val = load_records(args.dataset, "val")

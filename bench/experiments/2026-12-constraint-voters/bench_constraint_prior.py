@@ -14,8 +14,9 @@ baselines: the nearest composition, and the nearest prototype (same anonymous fo
 Pettifor numbers; the nearest composition where none is known).
 `test` is never read.
 
-    python bench/bench_constraint_prior.py [--model DIR] [--subset N] [--cache runs/prior-cache]
-    -> bench/results/constraints_prior.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_constraint_prior.py [--model DIR] [--subset N] [--cache runs/prior-cache]
+    -> constraints_prior.json (beside this script)
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ import dataclasses
 import functools
 import json
 import math
-import pickle
 import shlex
 import sys
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
+from xtalagent.eval.benchmarks.row_cache import cached_rows
+from xtalagent.eval.benchmarks.subsets import half
 from xtalagent.eval.constraints import request_for, sample_records
 from xtalagent.finetune.decoding import fitting_state, rank_sites, rank_spacegroups, score_states
 from xtalagent.finetune.group_classifier import GroupClassifier, load_classifier
@@ -45,9 +47,8 @@ from xtalagent.finetune.predictor import default_model_dir, load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
-from xtalagent.io import atomic_path
 
-RESULTS = Path("bench/results")
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 REQUESTS = {
     "formula": ("band_gap", "formation_energy", "none"),
     "composition": ("band_gap", "formation_energy", "none"),
@@ -83,10 +84,6 @@ SITES_GRID = {
     "band_gap_weight": (0.0, 1.0, 3.0, 10.0, 30.0, 100.0),
     "formation_energy_weight": (0.0, 3.0, 10.0, 30.0, 100.0, 300.0),
 }
-
-
-def half(record_id: str) -> str:
-    return "A" if zlib.crc32(str(record_id).encode()) % 2 == 0 else "B"
 
 
 def requests_for(predictor, records, pattern: str, prop: str) -> Iterator[tuple]:
@@ -286,27 +283,14 @@ def choose_sites(prior: NeighbourPrior, rows: list[dict], start: PriorPart, swee
     return best
 
 
-def cached(path: Path | None, build):
-    """``build()``, kept in ``path`` (a pickle) so that re-tuning does not re-run the language model."""
-    if path is not None and path.exists():
-        with path.open("rb") as handle:
-            return pickle.load(handle)
-    rows = build()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp, tmp.open("wb") as handle:
-            pickle.dump(rows, handle)
-    return rows
-
-
 def stage_two(predictor, prior, val, subset: int, patterns: list[str], cache: Path | None) -> dict:
     """Wyckoff sites given the true group: chosen on half A (pooled over the properties), read on half B."""
     report = {}
     records = sample_records(val, subset, 1)
     for pattern in patterns:
         rows = {
-            prop: cached(
-                cache and cache / f"sites_{pattern}_{prop}_{subset}.pkl",
+            prop: cached_rows(
+                cache and cache / f"sites_{pattern}_{prop}_{subset}.json.gz",
                 functools.partial(site_rows, predictor, prior, records, pattern, prop),
             )
             for prop in REQUESTS[pattern]
@@ -334,7 +318,7 @@ def stage_two(predictor, prior, val, subset: int, patterns: list[str], cache: Pa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument(
         "--classifier",
@@ -354,6 +338,7 @@ def main() -> None:
     )
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     import torch
 
     torch.set_num_threads(1)
@@ -386,8 +371,8 @@ def main() -> None:
         rows = {
             prop: attach_requests(
                 predictor,
-                cached(
-                    args.cache and args.cache / f"groups_{pattern}_{prop}_{subset}.pkl",
+                cached_rows(
+                    args.cache and args.cache / f"groups_{pattern}_{prop}_{subset}.json.gz",
                     functools.partial(lm_rows, predictor, prior, records, pattern, prop),
                 ),
                 records,

@@ -8,8 +8,9 @@ a grid of (prior scale, classifier weight, ratio-vote weight, number of voting r
 pooled over the properties; space-group top-1 is reported on half B, which played no part in the
 choice, and on the whole split. `test` is never read.
 
-    python bench/bench_ratio_vote.py ...   # fills runs/ratio-vote-cache-neighbours first
-    python bench/bench_elements_weights.py -> bench/results/constraints_elements_weights.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_ratio_vote.py ...   # fills runs/ratio-vote-cache-neighbours first
+    python $V/bench_elements_weights.py -> constraints_elements_weights.json (beside this script)
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import pickle
 import shlex
 import sys
 from pathlib import Path
@@ -27,12 +27,14 @@ from bench_ratio_vote import CANDIDATES, PROPERTIES, by_half, vote
 from rich.progress import track
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
+from xtalagent.eval.benchmarks.row_cache import cached_rows
 from xtalagent.eval.constraints import request_for
 from xtalagent.finetune.predictor import load_predictor
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.io import atomic_path
 
-RESULTS = Path("bench/results")
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 PRIOR_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0)
 CLASSIFIER_WEIGHTS = (0.0, 0.75, 1.5, 2.25, 3.0, 4.5)
 VOTE_WEIGHTS = (0.0, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -64,17 +66,27 @@ def accuracy(rows: list[dict], setting: tuple) -> float:
     return right / max(1, len(rows))
 
 
+def missing_cache(cache: Path, prop: str):
+    """The rows come from bench_ratio_vote.py's cache only: say so instead of recomputing them here."""
+
+    def fail():
+        raise SystemExit(f"{cache / (prop + '.json.gz')} not found: run bench_ratio_vote.py first (it fills the cache)")
+
+    return fail
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-neighbours"))
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     import torch
 
     torch.set_num_threads(1)
     predictor = load_predictor()
     val = load_records(args.dataset, "val")
-    rows = {prop: pickle.loads((args.cache / f"{prop}.pkl").read_bytes()) for prop in PROPERTIES}
+    rows = {prop: cached_rows(args.cache / f"{prop}.json.gz", missing_cache(args.cache, prop)) for prop in PROPERTIES}
     for prop, rs in rows.items():
         add_parts(predictor, val, prop, rs)
         for r in rs:

@@ -10,7 +10,8 @@ bench_constraint_prior.py), pooled over the properties shown (band gap, formatio
 by how often the first ratio is the crystal's; half B, which played no part in the choice, and the
 whole split are reported, with the classifier alone beside. `test` is never read.
 
-    python bench/bench_ratio_neighbours.py -> bench/results/constraints_ratio_neighbours.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_ratio_neighbours.py -> constraints_ratio_neighbours.json (beside this script)
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench_constraint_prior import half
 from bench_ratio_vote import PROPERTIES, by_half
 from rich.progress import track
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
+from xtalagent.eval.benchmarks.subsets import half
 from xtalagent.eval.constraints import request_for
 from xtalagent.finetune.neighbour_prior import PriorPart
 from xtalagent.finetune.predictor import load_predictor, weigh_ratios
@@ -35,7 +37,7 @@ from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.requests import ConstraintRequest
 from xtalagent.io import atomic_path
 
-RESULTS = Path("bench/results")
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 GRID = {
     "weight": (0.0, 1.0, 2.0, 3.0, 4.0),
     "k": (5, 10, 20, 40),
@@ -96,8 +98,9 @@ def top(found: list[int | None], n: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     start = time.perf_counter()
     predictor = load_predictor()
     if predictor.ratios is None or predictor.prior is None:

@@ -14,9 +14,10 @@ the whole split. Beside it: how often the first (and first N) ratios are the cry
 Per-request rows are cached in --cache (one file per property), so the properties can be computed
 in parallel processes and reported together:
 
-    python bench/bench_ratio_vote.py --properties none &
-    python bench/bench_ratio_vote.py --properties band_gap,formation_energy; wait
-    python bench/bench_ratio_vote.py   -> bench/results/constraints_ratio_vote.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_ratio_vote.py --properties none &
+    python $V/bench_ratio_vote.py --properties band_gap,formation_energy; wait
+    python $V/bench_ratio_vote.py   -> constraints_ratio_vote.json (beside this script)
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import pickle
 import shlex
 import sys
 import time
@@ -32,10 +32,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from bench_constraint_prior import half
 from rich.progress import track
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
+from xtalagent.eval.benchmarks.row_cache import cached_rows
+from xtalagent.eval.benchmarks.subsets import half
 from xtalagent.eval.constraints import request_for
 from xtalagent.finetune.predictor import default_model_dir, load_predictor, ratio_vote
 from xtalagent.finetune.ratio_classifier import ratio_key
@@ -44,7 +46,7 @@ from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import RatioCounts, feasible_groups
 from xtalagent.io import atomic_path
 
-RESULTS = Path("bench/results")
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 PROPERTIES = ("band_gap", "formation_energy", "none")
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 CANDIDATES = (1, 2, 3, 5, 8)
@@ -125,10 +127,11 @@ def accuracy(rows: list[dict], weight: float, candidates: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     parser.add_argument("--properties", default=",".join(PROPERTIES))
     parser.add_argument("--cache", type=Path, default=Path("runs/ratio-vote-cache-neighbours"))
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     import torch
 
     torch.set_num_threads(1)
@@ -140,14 +143,7 @@ def main() -> None:
     start = time.perf_counter()
     rows: dict[str, list[dict]] = {}
     for prop in props:
-        path = args.cache / f"{prop}.pkl"
-        if path.exists():
-            rows[prop] = pickle.loads(path.read_bytes())
-            continue
-        rows[prop] = rows_for(predictor, val, prop)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(pickle.dumps(rows[prop]))
+        rows[prop] = cached_rows(args.cache / f"{prop}.json.gz", functools.partial(rows_for, predictor, val, prop))
     tune = [r for rs in rows.values() for r in rs if r["half"] == "A"]
     grid = {(n, w): accuracy(tune, w, n) for n in CANDIDATES for w in WEIGHTS}
     chosen_n, chosen = max(grid, key=lambda nw: (grid[nw], -nw[0], -nw[1]))

@@ -7,7 +7,8 @@ the label-free baselines of the constraint report (nearest neighbour by composit
 prototype, most frequent group for the atom count). It only splits the `train` split (never `val` or `test`):
 10 % held out at random, or 10 % of the (formula, group) groups held out, repeated over seeds.
 
-    python bench/bench_split_effect.py   # -> bench/results/constraints_split_effect.json
+    V=bench/experiments/2026-12-constraint-voters   # from the repository root
+    python $V/bench_split_effect.py   # -> constraints_split_effect.json (beside this script)
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from xtalagent.data import load_records
+from xtalagent.eval.benchmarks.paths import dataset_file
 from xtalagent.eval.constraints import Baselines
 from xtalagent.finetune.examples import composition_of
 from xtalagent.records import CrystalRecord
 
-RESULTS = Path("bench/results")
+RESULTS = Path(__file__).resolve().parent  # results live beside the script and its README
 
 
 def random_split(records: list[CrystalRecord], fraction: float, rng: random.Random):
@@ -69,14 +71,15 @@ def scores(fit: list[CrystalRecord], held: list[CrystalRecord]) -> dict[str, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=Path("datasets/mp_structures.parquet"))
+    parser.add_argument("--dataset", type=Path, default=None, help="default: datasets/mp_structures.parquet")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fraction", type=float, default=0.1)
     args = parser.parse_args()
+    args.dataset = dataset_file(args.dataset)
     train = load_records(args.dataset, "train")
     out: dict = {
         "what": __doc__.splitlines()[0],
-        "command": "python bench/bench_split_effect.py",
+        "command": "python $V/bench_split_effect.py",
         "n_train": len(train),
     }
     for name, split in (("random", random_split), ("grouped_formula_spacegroup", grouped_split)):
