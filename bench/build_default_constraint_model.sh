@@ -7,7 +7,7 @@
 # ratio classifier of elements-only requests (ratio_classifier.pt, ~6 min on one core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python bench/bench_data_build.py                      # datasets/mp_structures.parquet (cached if built)
+xtalagent bench data-build --dataset mp              # datasets/mp_structures.parquet (cached if built)
 OUT=runs/constraints-default
 # base LM (2 epochs of crystal text, learning rate 2e-3) + the wyckoff adapter (1 epoch, 2e-3)
 xtalagent finetune datasets/mp_structures.parquet -o "$OUT" --stages wyckoff --epochs 1 --base-epochs 2 --threads 1

@@ -32,7 +32,8 @@ class ClassifierSettings:
     """How ``xtalagent finetune`` trains the composition and ratio classifiers.
 
     Dropout 0.5 over 40 epochs was tried (one network alone it reads about 1 point higher on half A
-    of MP val for ratio and elements requests, bench/bench_classifier_recipe.py). As an ensemble
+    of MP val for ratio and elements requests,
+    bench/experiments/2026-12-constraint-voters/bench_classifier_recipe.py). As an ensemble
     beside the language model and the prior it led by under a point on half A and tied on half B
     (formula 68.1 % both, ratio 52.9 against 53.4 %, elements 33.8 against 34.0 %;
     constraints_prior_clfw3_*.json), so the shipped classifier keeps 0.2 over 20.

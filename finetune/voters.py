@@ -71,7 +71,8 @@ class VoterWeights(BaseModel):
         5 for Pettifor-number distances, 2 for the ratio part's Pettifor distances over crystals
         with as many elements, 20 neighbours there. The target properties do not move neighbours
         (their weights are 0) and the substitution distance is off: both need tuning against a
-        model's own validation crystals (``bench/bench_constraint_prior.py`` does it). The ratio
+        model's own validation crystals
+        (``bench/experiments/2026-12-constraint-voters/bench_constraint_prior.py`` does it). The ratio
         vote ranks the 3 likeliest of the classifier's 60 ratios, as the shipped model does.
         """
         elements = PriorPart(weight=1.0, k=10, scale=1.0, floor=0.05)

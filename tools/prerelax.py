@@ -12,7 +12,7 @@ counted by pyxtal's ``check_validity`` with its default bond cutoffs (covalent r
 "every carbon is three-coordinated". We also report the descriptor distance and whether it falls
 below :data:`DISTANCE_THRESHOLD_REL`, calibrated on the 135 SACADA sp2 carbons of up to 120 atoms
 (all three-coordinated; 132 of them, 97.8 %, lie below 0.005 × |P_graphite|² = 1.46;
-``python bench/bench_lego_carbon.py --calibration-only``).
+``python bench/experiments/2026-11-lego-prerelax/bench_lego_carbon.py --calibration-only``).
 """
 
 from __future__ import annotations

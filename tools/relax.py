@@ -12,7 +12,7 @@ hit the step limit, time out or fail; waiting structures take their place (conti
 Why BFGS by default: with the same convergence criterion it needs about half the steps of FIRE
 on near-equilibrium crystals (MP cells rattled by 0.05-0.2 Å and strained by 3-10 %: mean 12-30
 steps vs 21-46) and reaches the same energies (mean |ΔE| < 1 meV/atom); see
-bench/bench_screen.py (``throughput``). From random starting points the two optimisers can end in
+``xtalagent bench screen throughput``. From random starting points the two optimisers can end in
 different local minima (either way), as any two optimisers can.
 
 A failure (potential error, NaN/inf, runaway energy, force or volume, timeout) is recorded in the
