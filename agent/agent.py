@@ -73,6 +73,7 @@ class DesignAgent:
     def ask(self, text: str) -> str:
         """One user turn: run the model and its tool calls until it answers; returns the answer."""
         self.messages.append(HumanMessage(content=text))
+        self.session.prompt = text  # a round opened in this turn quotes the user's words, as ``design`` does
         turn_start = len(self.messages) - 1
         for _ in range(self.max_tool_rounds + 1):
             try:

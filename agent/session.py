@@ -14,25 +14,16 @@ from typing import Any
 
 from pymatgen.core import Composition
 
-from xtalagent.agent.pipeline import (
-    DesignRun,
-    DesignSettings,
-    choose_sampler,
-    generate_structures,
-    generation_failures,
-    note_constraint_model,
-    pbe_request,
-    prerelax_decision,
-    prerelax_structures,
-    propose_constraints,
-    record_screening,
-    screen_structures,
-    write_summary,
-)
-from xtalagent.agent.report import write_report
+from xtalagent.agent.pipeline import DesignRound, DesignRun, DesignSettings
 from xtalagent.agent.request import DesignRequest
+from xtalagent.agent.stages import prerelax_decision
 from xtalagent.errors import InputError
-from xtalagent.io import write_json_atomic
+
+
+def prerelax_used(run: DesignRun) -> bool:
+    """Whether this round's settings and request call for pre-relaxation at all."""
+    return prerelax_decision(run.settings, run.request)[0]
+
 
 #: Rows of a screening result returned to the model (all are in the round's summary.csv).
 TOOL_ROWS: int = 5
@@ -58,35 +49,26 @@ class DesignSession:
         self._predictor = predictor
         self._potential = potential  # a loaded Potential (tests, or reuse across rounds)
         self.run: DesignRun | None = None
+        self.round: DesignRound | None = None
+        self.prompt: str | None = None  # the user's words of the current request (for the round's report)
         # a re-opened session folder continues after its last round instead of overwriting round_01
         self.rounds = max((int(p.name[6:]) for p in self.out.glob("round_[0-9][0-9]") if p.is_dir()), default=0)
 
-    # --- stages ---------------------------------------------------------------------------------
+    # --- stages: each tool call runs one stage of the current round (the same DesignRound as ``design``) --
     def propose_constraints(self, request: DesignRequest, top_k: int | None = None) -> dict[str, Any]:
         if not request.has_composition():
             raise InputError("the request names no composition (a formula or the elements)")
-        if self._predictor is None:
-            from xtalagent.finetune.predictor import load_predictor
-
-            self._predictor = load_predictor(
-                self.settings.constraint_model,
-                endpoint=self.settings.constraint_endpoint,
-                variant=self.settings.variant,
-            )
-        request = pbe_request(request, self.settings.band_gap_offset)
-        constraints = propose_constraints(request, self._predictor, top_k or self.settings.top_k, self.settings.seed)
+        settings = self.settings if top_k is None else self.settings.model_copy(update={"top_k": top_k})
         self.rounds += 1
-        run = DesignRun(self.out / f"round_{self.rounds:02d}", request, self.settings)
-        run.out.mkdir(parents=True, exist_ok=True)
-        run.constraints = constraints
-        note_constraint_model(run, self._predictor)
-        run.sampler_note = choose_sampler(self.settings)[2]
-        write_json_atomic(
-            run.out / "request.json", {"request": request.model_dump(), "settings": self.settings.model_dump()}
-        )
-        self.run = run
+        self.round = DesignRound(
+            self.out / f"round_{self.rounds:02d}", request, settings, prompt=self.prompt, predictor=self._predictor,
+            potential=self._potential, progress=self.on_progress,
+        )  # fmt: skip
+        constraints = self.round.constraints()
+        self._predictor = self.round.predictor  # loaded once, reused by later rounds
+        self.run = self.round.run
         return {
-            "round": run.out.name,
+            "round": self.run.out.name,
             "constraints": [
                 {"id": c.id, "formula": c.formula, "spacegroup": c.spacegroup, "symbol": c.spacegroup_symbol,
                  "crystal_system": c.crystal_system, "sites": [f"{s['element']} {s['wyckoff']}" for s in c.sites],
@@ -100,16 +82,17 @@ class DesignSession:
             raise InputError("no constraints yet: call propose_constraints with a request first")
         return self.run
 
+    def _round(self) -> DesignRound:
+        self._current()
+        assert self.round is not None
+        return self.round
+
     def generate_structures(self, n: int | None = None) -> dict[str, Any]:
         run = self._current()
         n = n or run.request.n_candidates
         if not 1 <= n <= 200:
             raise InputError("n must be between 1 and 200")
-        start = len(run.structures)
-        made = generate_structures(run.constraints, n, run.out, self.settings, run.request, start=start)
-        run.structures += made
-        run.sampler = made[0].sampler if made else run.sampler
-        run.failures += generation_failures(made)
+        made = self._round().structures(n)
         return {
             "generated": len(made),
             "passed_checks": sum(s.ok for s in made),
@@ -120,14 +103,9 @@ class DesignSession:
 
     def prerelax_structures(self) -> dict[str, Any]:
         run = self._current()
-        use, note = prerelax_decision(self.settings, run.request)
-        if not use:
-            run.prerelax_note = note
-            return {"prerelaxed": 0, "note": note}
-        done = {p["id"] for p in run.prerelax}
-        todo = [s for s in run.structures if s.ok and s.id not in done]
-        results, run.prerelax_note = prerelax_structures(todo, run.out)
-        run.prerelax += results
+        results = self._round().prerelax()
+        if not results and not prerelax_used(run):
+            return {"prerelaxed": 0, "note": run.prerelax_note}
         return {
             "prerelaxed": len(results),
             "reached_reference_environment": sum(bool(r.get("reached")) for r in results),
@@ -139,24 +117,9 @@ class DesignSession:
         run = self._current()
         if not any(s.ok for s in run.structures):
             raise InputError("no generated structure to screen: call generate_structures first")
-        potential = self._potential or self.settings.potential
-        settings = self.settings
-        if self._potential is not None:
-            settings = settings.model_copy(update={"potential": "auto"})
-        total, done = sum(s.ok for s in run.structures), [0]
-
-        def tick(_row: dict[str, Any]) -> None:
-            done[0] += 1
-            self.on_progress("screening", done[0], total)
-
-        report, known = screen_structures(
-            run.structures, run.prerelax, run.request, settings, run.out, progress=tick, potential=potential
-        )
-        record_screening(run, report, known)
-        write_summary(run)
-        write_report(run)
+        self._round().screen()
         relaxed = [r for r in run.rows if r.get("design_rank") is not None]
-        prov = report.provenance
+        prov = run.screen_summary.get("provenance", {})
         return {
             "screened": len(run.rows),
             "relaxed": len(relaxed),

@@ -331,3 +331,33 @@ def test_a_refused_request_quotes_the_system_without_a_number_flag(tmp_path) -> 
     assert unsupported_numbers("valid: 1-230, E_hull 0.07", ["space group 999 does not exist (valid: 1-230)"]) == [
         "0.07"
     ]
+
+
+def test_design_and_chat_run_one_round_alike(tmp_path, chgnet, predictor) -> None:
+    """``design`` and the chat's tools drive the same DesignRound: for one request and seed they give
+    the same constraints, structures, rows and report (stage timings aside)."""
+    import re
+
+    from xtalagent.agent.pipeline import run_design
+    from xtalagent.agent.understanding import understand
+
+    prompt = "A Ti-O compound with a band gap near 3 eV, 2 candidates"
+    settings = FAST.model_copy(update={"known_phases": 1})
+    parsed = understand(prompt, None)
+    assert parsed.request is not None
+    run_design(parsed.request, tmp_path / "design", settings, prompt=prompt, predictor=predictor, potential=chgnet)
+    session = DesignSession(tmp_path / "chat", settings, predictor=predictor, potential=chgnet)
+    DesignAgent(OfflineDesignModel(), session).ask(prompt)
+    design, chat = tmp_path / "design", tmp_path / "chat" / "round_01"
+
+    assert (design / "constraints.jsonl").read_text() == (chat / "constraints.jsonl").read_text()
+    cifs = sorted(p.name for p in (design / "structures").glob("*.cif"))
+    assert cifs and cifs == sorted(p.name for p in (chat / "structures").glob("*.cif"))
+    assert all((design / "structures" / c).read_text() == (chat / "structures" / c).read_text() for c in cifs)
+    assert (design / "summary.csv").read_text() == (chat / "summary.csv").read_text()
+
+    def report(folder: Path) -> str:
+        return re.sub(r"- [\w-]+: \d+\.\d s", "- STAGE: T s", (folder / "report.md").read_text())
+
+    assert report(design) == report(chat)
+    assert "> " + prompt in report(chat)
