@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -589,3 +590,47 @@ def test_design_cli_refuses_a_negative_band_gap_in_one_line(tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("error:") and "-2 eV" in lines[0], err
     assert "Traceback" not in err
     assert not out.exists()  # refused before any work
+
+
+# --- the package's modules ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        (" around 3 eV", {"value": 3.0}),
+        (" of 1500 meV", {"value": 1.5}),
+        (" 2.5 +/- 0.3 eV", {"value": 2.5, "tolerance": 0.3}),
+        (" 2.5 eV plus or minus 300 meV", {"value": 2.5, "tolerance": 0.3}),
+        (" between 1 and 2 eV", {"minimum": 1.0, "maximum": 2.0}),
+        (" 1-2 eV", {"minimum": 1.0, "maximum": 2.0}),
+        (" above 1 eV and below 2 eV", {"minimum": 1.0, "maximum": 2.0}),
+        (" 2 eV or more", {"minimum": 2.0}),
+        (" more negative than -2", {"maximum": -2.0}),
+    ],
+)
+def test_quantities_read_the_target_after_a_keyword(text, parts):
+    from xtalagent.agent.parser.quantities import resolve_units, target_at
+
+    found, end = target_at(text, 0)
+    assert resolve_units(found, "eV") == parts
+    assert end == len(text)
+
+
+def test_quantities_leave_numbers_with_other_units():
+    from xtalagent.agent.parser.quantities import quantity_at, target_at
+
+    assert quantity_at(" 300 K", 0) is None
+    assert target_at(" at 300 K", 0) is None
+
+
+def test_the_state_masks_what_readers_took():
+    from xtalagent.agent.parser.state import MASK, ParseState
+
+    state = ParseState("TiO2 in P1")
+    state.take(0, 4)
+    assert state.view() == MASK * 4 + " in P1"
+    assert [m.group(0) for m in state.find(re.compile(r"\w+"))] == ["in", "P1"]
+    state.set_setting("max_atoms", 12, "the maximum number of atoms")
+    state.set_setting("max_atoms", 13, "the maximum number of atoms")
+    assert state.settings.max_atoms == 13 and "given twice" in state.errors[0]
