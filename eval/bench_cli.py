@@ -240,6 +240,50 @@ def sampling_speed(ctx: typer.Context) -> None:
     _script("bench/bench_sampling_speed.py", ctx.args)
 
 
+@bench_app.command("request-parser")
+def request_parser(
+    ctx: typer.Context,
+    suite: Annotated[Path | None, typer.Option(help="phrasing suite (default: bench/request_suite.jsonl)")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="result JSON")] = None,
+    results: ResultsOption = None,
+) -> None:
+    """The offline request parser on the phrasing suites: exact-match accuracy and every failure."""
+    from xtalagent.eval.benchmarks.request_parser import SUITE, run_request_parser
+
+    report, path = run_request_parser(suite=suite or SUITE, output=output, results=results,
+                                      run=_run("request-parser", ctx))  # fmt: skip
+    out.print(f"request parser: {report['correct']}/{report['n']} exact ({100 * report['exact_match_accuracy']:.1f}%)")
+    for kind, row in report["by_kind"].items():
+        out.print(f"  {kind:10s} {row['correct']}/{row['n']}")
+    for failure in report["failures"]:
+        line = (f"FAIL {failure['text']!r}: expected {failure['expected']}, got {failure['got']} "
+                f"(questions {failure['questions']}, error {failure['error']!r})")  # fmt: skip
+        out.print(line, markup=False, highlight=False)
+    out.print(f"-> {path}")
+
+
+@bench_app.command("fuzz")
+def fuzz(
+    ctx: typer.Context,
+    cases: Annotated[int, typer.Option(min=1, help="cases in all, shared out by input kind")] = 10_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="result JSON")] = None,
+    variant: VariantOption = "default",
+    note: NoteOption = None,
+    results: ResultsOption = None,
+) -> None:
+    """Fuzzed request lines, constraint lines, CIFs and prompts through their readers: no traceback, ever."""
+    from xtalagent.eval.benchmarks.fuzz import run_fuzz
+
+    report, path = run_fuzz(cases=cases, seed=seed, output=output, results=results, variant=variant,
+                            run=_run("fuzz", ctx, variant=variant, note=note))  # fmt: skip
+    for kind, row in report["kinds"].items():
+        out.print(f"{kind:16s} " + ", ".join(f"{k} {v}" for k, v in row.items() if not isinstance(v, dict)))
+    failures = (f"{report['tracebacks']} tracebacks, {report['hidden_exceptions']} hidden exceptions, "
+                f"{report['multiline_errors']} multi-line errors, {report['timeouts']} timeouts")  # fmt: skip
+    out.print(f"{report['cases']} cases: {failures} -> {path}")
+
+
 @bench_app.command("data-build")
 def data_build(
     ctx: typer.Context,

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from xtalagent.agent.cli import app, main
 
 BENCHMARKS = ("constraints", "band-gap", "screen", "design-timing", "design-e2e", "csp", "sampling-speed",
-              "data-build", "web")  # fmt: skip
+              "request-parser", "fuzz", "data-build", "web")  # fmt: skip
 
 
 @pytest.fixture
@@ -90,3 +90,25 @@ def test_row_cache_gives_back_what_the_experiments_store(tmp_path):
     assert row["beam"] == original["beam"] and row["sites_of"] == original["sites_of"]
     assert row["pool"][1].dtype == np.float32 and row["properties"] == (None, -1.5)
     assert row["ratio_rank"] == 2 and row["hosted"] == [0, 1]
+
+
+def test_request_parser_and_fuzz_on_tiny_inputs(tmp_path):
+    """The two cheapest benchmarks through the CLI: a two-case suite, and 20 fuzzed inputs."""
+    suite = tmp_path / "request_suite_tiny.jsonl"
+    cases = [{"text": "Design a crystal with composition Li2MnO3", "expected": {"composition": "Li2MnO3"}},
+             {"text": "something shiny", "expected_questions": True}]  # fmt: skip
+    suite.write_text("".join(json.dumps(case) + "\n" for case in cases))
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "request-parser", "--suite", str(suite), "--results", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "request_parser_tiny.json").read_text())
+    assert written["n"] == 2 and written["correct"] == 2 and written["suite"] == suite.name
+    assert written["run"]["benchmark"] == "request-parser" and written["run"]["variant"] == "default"
+    assert written["run"]["machine"]["cpus"] >= 1
+
+    result = runner.invoke(app, ["bench", "fuzz", "--cases", "20", "--seed", "3", "--results", str(tmp_path),
+                                 "--variant", "tiny"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "fuzz_tiny.json").read_text())
+    assert written["cases"] == 20 and written["tracebacks"] == 0
+    assert written["run"]["variant"] == "tiny" and written["run"]["options"]["cases"] == 20

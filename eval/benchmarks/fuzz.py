@@ -19,17 +19,15 @@ Each case ends as ``answer``, ``error`` (a one-line message the user can act on)
 ``caught`` (a catch-all turned an unexpected exception into a generic message: a hidden bug),
 ``multiline`` (an error message of several lines) or ``timeout``.
 
-Run from the repository root:  python bench/bench_fuzz.py [--cases 10000] [--seed 0]
-Writes bench/results/fuzz.json. tests/test_fuzz.py runs the same generators with a small budget.
+Run:  xtalagent bench fuzz [--cases 10000] [--seed 0]     # -> bench/results/fuzz.json
+tests/test_fuzz.py runs the same generators with a small budget. The valid inputs that get mutated
+are the repository's fixtures (tests/fixtures) and phrasing suites (bench/), so it runs from a checkout.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import platform
 import random
 import signal
 import time
@@ -42,10 +40,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from xtalagent.errors import XtalAgentError
+from xtalagent.eval.benchmarks.paths import CHECKOUT, checkout_path, results_dir
+from xtalagent.eval.benchmarks.results import DEFAULT_VARIANT, result_name, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = CHECKOUT
 FIXTURES = ROOT / "tests" / "fixtures"
-RESULTS = ROOT / "bench" / "results"
 KINDS = ("request_line", "constraint_line", "cif_text", "prompt")
 #: Share of the cases per kind (CIFs are labelled with pyxtal, so they are the slow ones).
 SHARES = {"request_line": 0.3, "constraint_line": 0.3, "cif_text": 0.15, "prompt": 0.25}
@@ -215,6 +214,7 @@ _CIFS: list[str] = []
 
 def _cif_bases() -> list[str]:
     if not _CIFS:
+        checkout_path("tests/fixtures")  # a clear error outside a checkout
         for folder in ("cifs", "bad", "bad_input"):
             _CIFS.extend(p.read_text() for p in sorted((FIXTURES / folder).glob("*.cif")))
     return _CIFS
@@ -450,25 +450,18 @@ def split_cases(total: int) -> dict[str, int]:
     return counts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", type=int, default=10_000, help="cases in all (shared out by kind)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS / "fuzz.json")
-    args = parser.parse_args()
+def run_fuzz(
+    *,
+    cases: int = 10_000,
+    seed: int = 0,
+    output: Path | None = None,
+    results: Path | None = None,
+    variant: str = DEFAULT_VARIANT,
+    run: dict[str, Any],
+) -> tuple[dict[str, Any], Path]:
+    """Fuzz ``cases`` inputs shared out by kind; return the report and the JSON path."""
     start = time.perf_counter()
-    report = fuzz(split_cases(args.cases), args.seed)
+    report = fuzz(split_cases(cases), seed)
     report["seconds"] = round(time.perf_counter() - start, 1)
-    report["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for kind, row in report["kinds"].items():
-        print(f"{kind:16s} {json.dumps(row)}")
-    print(
-        f"{report['cases']} cases: {report['tracebacks']} tracebacks, {report['hidden_exceptions']} hidden "
-        f"exceptions, {report['multiline_errors']} multi-line errors, {report['timeouts']} timeouts -> {args.out}"
-    )
-
-
-if __name__ == "__main__":
-    main()
+    path = output or results_dir(results) / f"{result_name('fuzz', variant)}.json"
+    return report, write_result(path, report, run=run)

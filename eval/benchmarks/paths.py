@@ -15,7 +15,7 @@ from xtalagent import config
 from xtalagent.errors import InputError
 
 #: The repository checkout holding this package (editable installs), if there is one.
-_CHECKOUT = Path(__file__).resolve().parents[2]
+CHECKOUT = Path(__file__).resolve().parents[2]
 #: The labelled MP-20 dataset every constraint and structure benchmark reads by default.
 MP_DATASET = Path("datasets/mp_structures.parquet")
 #: The raw MP-20 table (CIFs, splits, band gaps, formation energies, e_above_hull) inside the shared data.
@@ -26,14 +26,14 @@ def results_dir(override: Path | None = None) -> Path:
     """``override``, else ``bench/results`` of the checkout (or of the working directory)."""
     if override is not None:
         return Path(override)
-    if (_CHECKOUT / "bench").is_dir() and (_CHECKOUT / "pyproject.toml").is_file():
-        return _CHECKOUT / "bench" / "results"
+    if (CHECKOUT / "bench").is_dir() and (CHECKOUT / "pyproject.toml").is_file():
+        return CHECKOUT / "bench" / "results"
     return Path.cwd() / "bench" / "results"
 
 
 def checkout_path(relative: str) -> Path:
     """A file of the repository checkout (bench scripts, suites, fixtures); a clear error outside one."""
-    path = _CHECKOUT / relative
+    path = CHECKOUT / relative
     if not path.exists():
         raise InputError(f"{relative} not found: this benchmark runs from a repository checkout of xtalagent")
     return path

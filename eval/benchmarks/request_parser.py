@@ -7,7 +7,7 @@ it answers with an error; ``"error_contains": "-2"`` also wants that text in the
 case is correct only on an exact match of the whole request; ``"not_understood": [...]`` also wants
 exactly that many leftovers, each containing its string (``[]``: nothing may be left over).
 
-    python bench/bench_request_parser.py [--suite bench/request_suite.jsonl] [--out bench/results/request_parser.json]
+    xtalagent bench request-parser [--suite bench/request_suite_heldout.jsonl] [-o FILE]
 
 The results go to ``bench/results/request_parser.json`` for the default suite and to
 ``request_parser_heldout.json`` for ``request_suite_heldout.jsonl`` (the suffix follows the suite).
@@ -18,21 +18,26 @@ understand, and writes the figures and failures as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from xtalagent.agent.parser import parse_request
 from xtalagent.agent.request import DesignRequest, ParseResult
+from xtalagent.errors import InputError
+from xtalagent.eval.benchmarks.paths import CHECKOUT, results_dir
+from xtalagent.eval.benchmarks.results import write_result
 
-HERE = Path(__file__).resolve().parent
-SUITE = HERE / "request_suite.jsonl"
-RESULTS = HERE / "results"
+#: The hand-written phrasing suite (a held-out one sits beside it, request_suite_heldout.jsonl).
+SUITE = CHECKOUT / "bench" / "request_suite.jsonl"
 
 
 def load_suite(path: Path = SUITE) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The suite's cases, one JSON object per non-empty line."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such suite (the suites are bench/request_suite*.jsonl of a checkout)")
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def judge(case: dict, result: ParseResult) -> tuple[bool, str]:
@@ -96,27 +101,15 @@ def run_suite(cases: list[dict]) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", type=Path, default=SUITE)
-    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/request_parser<suffix>.json")
-    args = parser.parse_args()
-    if args.out is None:  # request_suite_heldout.jsonl -> request_parser_heldout.json
-        args.out = RESULTS / f"request_parser{args.suite.stem.removeprefix('request_suite')}.json"
-    report = run_suite(load_suite(args.suite))
-    print(f"request parser: {report['correct']}/{report['n']} exact ({100 * report['exact_match_accuracy']:.1f}%)")
-    for kind, v in report["by_kind"].items():
-        print(f"  {kind:10s} {v['correct']}/{v['n']}")
-    print(f"  {report['ms_per_request']:.1f} ms per request")
-    for f in report["failures"]:
-        print(f"\nFAIL {f['text']!r}")
-        print(f"  expected: {f['expected']}")
-        print(f"  got:      {f['got']}  questions={f['questions']} error={f['error']!r}")
-        print(f"  not understood: {f['not_understood']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"suite": str(args.suite.name), **report}, indent=2, ensure_ascii=False) + "\n")
-    print(f"\nwrote {args.out}")
+def result_file(suite: Path) -> str:
+    """``request_suite_heldout.jsonl`` -> ``request_parser_heldout.json`` (the suffix follows the suite)."""
+    return f"request_parser{Path(suite).stem.removeprefix('request_suite')}.json"
 
 
-if __name__ == "__main__":
-    main()
+def run_request_parser(
+    *, suite: Path = SUITE, output: Path | None = None, results: Path | None = None, run: dict[str, Any]
+) -> tuple[dict[str, Any], Path]:
+    """Parse every case of ``suite``; return the report (figures and failures) and the JSON path."""
+    report = {"suite": Path(suite).name, **run_suite(load_suite(suite))}
+    path = output or results_dir(results) / result_file(suite)
+    return report, write_result(path, report, run=run)
