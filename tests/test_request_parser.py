@@ -624,6 +624,53 @@ def test_quantities_leave_numbers_with_other_units():
     assert target_at(" at 300 K", 0) is None
 
 
+@pytest.mark.parametrize(
+    "token, expanded",
+    [
+        ("Ca(OH)2", "CaO2H2"),
+        ("Mg3(PO4)2", "Mg3P2O8"),
+        ("Ca(OH)", "CaOH"),
+        ("TiO2", "TiO2"),
+        ("D(OH)2", "D(OH)2"),  # pymatgen would read D as H: left for the reader to refuse
+        ("Ca(OH)0", "Ca(OH)0"),  # pymatgen would drop the zero count
+        ("Qq(OH)2", "Qq(OH)2"),
+    ],
+)
+def test_formulas_expand_parentheses_with_pymatgen_only_when_every_symbol_is_an_element(token, expanded):
+    from xtalagent.agent.parser.formulas import expand_parentheses
+
+    assert expand_parentheses(token) == expanded
+
+
+def test_formulas_multiply_and_compare_ratios():
+    from xtalagent.agent.parser.formulas import classify_formula, multiply, same_ratio
+
+    assert multiply("ScNi3", 2) == "Sc2Ni6" and multiply("Sc1Ni3", 1) == "ScNi3"
+    assert same_ratio("TiO2", "Ti2O4") and not same_ratio("TiO2", "Ti2O3") and not same_ratio("TiO2", "TiN2")
+    assert same_ratio("He2Ne2", "HeNe")  # no electronegativity needed
+    assert classify_formula("Ca(OH)2") == ("formula", "")
+    assert classify_formula("M(OH)2")[0] == "placeholder" and classify_formula("Qq2O3")[0] == "error"
+    assert classify_formula("DFT") == ("acronym", "") and classify_formula("Ti") == ("lone", "")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Ca(OH)2 with a band gap above 3 eV", {"composition": "CaO2H2", "band_gap": {"minimum": 3.0}}),
+        ("Ca(OH)2(s)", {"composition": "CaO2H2"}),
+        ("Ba(Ti)O3", {"composition": "BaTiO3"}),
+        ("2 formula units of Ca(OH)2", {"formula": "Ca2O4H4"}),
+    ],
+)
+def test_formulas_with_parentheses(text, expected):
+    assert {k: v for k, v in fields(text).items() if k in expected} == expected
+
+
+def test_unknown_symbols_in_a_formula_with_parentheses_are_quoted_as_typed():
+    assert parse_request("Qq(OH)2").error == "Unknown element 'Qq' in 'Qq(OH)2'."
+    assert "'M(OH)2' (prototype" in parse_request("M(OH)2 compound").not_understood[0]
+
+
 def test_the_state_masks_what_readers_took():
     from xtalagent.agent.parser.state import MASK, ParseState
 

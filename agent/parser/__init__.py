@@ -12,7 +12,9 @@ Semantics (what each kind of phrase becomes)
 
 Composition (exactly one form ends up in the request)
     * A formula typed by a person ("TiO2", "Li2MnO3", "ScNi3", "Ca(OH)2") is a ratio ->
-      ``composition``, written as typed (parentheses expanded).
+      ``composition``, written as typed; parentheses are expanded by pymatgen's ``Composition``
+      in the order typed ("Ca(OH)2" -> "CaO2H2", "Ba(Ti)O3" -> "BaTiO3"), only when every symbol
+      is an element (an unknown one is an error quoting the formula as typed).
     * Only when the text says it is the cell content ("exactly Sc2Ni6 in the cell", "Sc2Ni6 per
       unit cell", "cell formula Sc2Ni6", "unit cell of Ba1Nd1Co2O5", "a Sc2Ni6 cell", "exactly
       Sc2Ni6", "2 formula units of ScNi3" -> "Sc2Ni6") -> ``formula``.
@@ -154,8 +156,8 @@ Layout
 
 One module per concern, each a set of readers over the shared :class:`~.state.ParseState`:
 :mod:`.vocabulary` (word lists, element names), :mod:`.hermann_mauguin` (space-group symbols),
-:mod:`.quantities` (numbers, units, comparisons), :mod:`.formulas` (formula
-words), :mod:`.elements` (element lists, names, exclusions), :mod:`.properties` (band gap,
+:mod:`.quantities` (numbers, units, comparisons), :mod:`.formulas` (formulas via pymatgen's
+``Composition``), :mod:`.elements` (element lists, names, exclusions), :mod:`.properties` (band gap,
 formation energy, stability), :mod:`.symmetry`, :mod:`.size_and_count`, :mod:`.leftovers`
 (``not_understood``), :mod:`.merge` (findings -> request fields, multi-turn) and :mod:`.parse`
 (:func:`parse_request`, the order of the readers).

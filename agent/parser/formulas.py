@@ -2,21 +2,30 @@
 "Sc2Ni6 per unit cell" or "2 formula units of ScNi3" are a cell ``formula``.
 
 A formula-shaped word is found with a regular expression (:data:`FORMULA`) and classified by
-:func:`classify_formula`; the strict check of the counts is :func:`xtalagent.composition.parse_counts`.
+:func:`classify_formula`; the arithmetic on formulas (parentheses, multiples) is
+pymatgen's :class:`~pymatgen.core.Composition` (reduced ratios: the project's exact
+:func:`~xtalagent.composition.reduced_counts`). Composition's parser is forgiving (it reads "D" as H, drops
+zero counts), so only formulas whose every symbol is an element reach it; the strict check of the
+counts is :func:`xtalagent.composition.parse_counts`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
-from xtalagent.composition import parse_counts
+from pymatgen.core import Composition
+from pymatgen.util.string import formula_double_format
+
+from xtalagent.composition import MAX_COUNT, parse_counts, reduced_counts
 from xtalagent.errors import InputError
 
 from .state import Mention, ParseState
 from .vocabulary import ENGLISH_CAPS, NUMBER, element_data, int_word
 
-FORMULA = r"(?<![\w'’/-])(?:[A-Z][a-z]?\d*(?:\.\d+)?)+(?![\w'’])"
+# element symbols with counts, and parenthesised groups after the first symbol ("Ca(OH)2")
+FORMULA = r"(?<![\w'’/-])[A-Z][a-z]?\d*(?:\.\d+)?(?:[A-Z][a-z]?\d*(?:\.\d+)?|\((?:[A-Z][a-z]?\d*)+\)\d*)*(?![\w'’])"
 #: formula: a real formula; lone: one element symbol; placeholder: "ABO3"; acronym: "DFT"; error:
 #: an unknown two-letter symbol or a bad count; none: a word that is no formula
 FormulaKind = Literal["formula", "lone", "placeholder", "acronym", "error", "none"]
@@ -24,30 +33,45 @@ _SYMBOL_COUNT = re.compile(r"([A-Z][a-z]?)(\d*(?:\.\d+)?)")
 
 
 def expand_parentheses(token: str) -> str:
-    """``Ca(OH)2`` -> ``CaO2H2``: every group written out with explicit counts."""
+    """``Ca(OH)2`` -> ``CaO2H2``: the elements in the order typed, counts of 1 left out.
 
-    def repl(m: re.Match[str]) -> str:
-        times = int(m.group(2) or 1)
-        return "".join(f"{s}{(int(n or 1) * times)}" for s, n in re.findall(r"([A-Z][a-z]?)(\d*)", m.group(1)))
+    A token with a symbol that is no element, a zero count or an absurd count is returned as typed,
+    for :func:`classify_formula` and :func:`~xtalagent.composition.parse_counts` to refuse.
+    """
+    if "(" not in token:
+        return token
+    symbols, _ = element_data()
+    typed = set(re.findall(r"[A-Z][a-z]?", token))
+    if not typed <= symbols:
+        return token
+    try:
+        composition = Composition(token, strict=True)
+    except ValueError:
+        return token
+    amounts = composition.values()
+    if len(composition) != len(typed) or not all(math.isfinite(n) and n <= MAX_COUNT for n in amounts):
+        return token  # a zero count dropped an element, or a count is absurd
+    return typed_formula(composition)
 
-    return re.sub(r"\(((?:[A-Z][a-z]?\d*)+)\)(\d*)", repl, token)
+
+def typed_formula(composition: Composition) -> str:
+    """The formula in the composition's own element order (as typed), counts of 1 left out."""
+    return "".join(f"{el.symbol}{formula_double_format(n)}" for el, n in composition.items())
 
 
-def multiply(token: str, times: int) -> str:
+def multiply(formula: str, times: int) -> str:
     """``ScNi3`` x 2 -> ``Sc2Ni6`` ("2 formula units of ScNi3")."""
-    return "".join(
-        f"{s}{int(n or 1) * times if int(n or 1) * times > 1 else ''}"
-        for s, n in re.findall(r"([A-Z][a-z]?)(\d*)", token)
-    )
+    return typed_formula(Composition(formula) * times)
 
 
 def same_ratio(a: str, b: str) -> bool:
-    """Whether two formulas have the same reduced ratio (``TiO2`` and ``Ti2O4``)."""
-    ca, cb = parse_counts(a), parse_counts(b)
-    if set(ca) != set(cb):
-        return False
-    first = next(iter(ca))
-    return all(ca[e] * cb[first] == cb[e] * ca[first] for e in ca)
+    """Whether two formulas have the same reduced ratio (``TiO2`` and ``Ti2O4``).
+
+    Exact integer reduction (:func:`~xtalagent.composition.reduced_counts`): pymatgen's
+    ``reduced_formula`` gives the same answer but sorts by electronegativity, which warns for He,
+    Ne, Ar and Og.
+    """
+    return reduced_counts(parse_counts(a))[0] == reduced_counts(parse_counts(b))[0]
 
 
 def classify_formula(token: str) -> tuple[FormulaKind, str]:
@@ -64,7 +88,7 @@ def classify_formula(token: str) -> tuple[FormulaKind, str]:
     if bad:
         return _with_unknown_symbols(token, parts, bad)
     try:
-        parse_counts(token)
+        parse_counts(expand_parentheses(token))
     except InputError as exc:
         return "error", str(exc)
     return "formula", ""
@@ -110,7 +134,7 @@ def _record_cell_formula(state: ParseState, m: re.Match[str], *, units: str | No
     if kind == "error":
         state.errors.append(message)
     elif kind == "formula":
-        formula = multiply(token, int_word(units)) if units else token
+        formula = multiply(token, int_word(units)) if units else expand_parentheses(token)
         state.chemistry.mentions.append(Mention("formula", m.start(), formula=formula))
     else:
         return
@@ -131,7 +155,7 @@ def read_formula_tokens(state: ParseState) -> None:
             state.take(m.start(), typed.end())
             continue
         if kind == "formula":
-            state.chemistry.mentions.append(Mention("composition", m.start(), formula=token))
+            state.chemistry.mentions.append(Mention("composition", m.start(), formula=expand_parentheses(token)))
         elif kind == "error":
             state.errors.append(message)
         elif kind == "placeholder":

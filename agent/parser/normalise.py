@@ -21,4 +21,4 @@ _TABLE = {
 def normalise(text: str) -> str:
     text = "".join(_TABLE.get(ch, ch) for ch in text)
     text = re.sub(r"\+\s*/\s*-|\+-(?=\s*\d)", "+/-", text)
-    return _PAREN_FORMULA.sub(lambda m: expand_parentheses(m.group(0)) if "(" in m.group(0) else m.group(0), text)
+    return _PAREN_FORMULA.sub(lambda m: expand_parentheses(m.group(0)), text)
