@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from xtalagent import config
 from xtalagent.agent.request import DesignRequest
 from xtalagent.records import SymmetryConstraint
@@ -57,6 +58,11 @@ class DesignSettings(BaseModel):
     band_gap_offset: float = Field(default=0.0, ge=0, le=5)
     #: Predict band gaps with the shipped model (when present).
     band_gap: bool = True
+    #: Structures generated per requested candidate. Above 1, the potential's single-point formation
+    #: energy of every generated structure (no relaxation; a fraction of a second each) picks the
+    #: requested number to relax (:func:`~xtalagent.agent.screening.triage_order`); the rest are
+    #: listed as generated but not relaxed.
+    oversample: int = Field(default=1, ge=1, le=5)
     #: Relax on this Ray cluster ("local": start one here; see tools/distributed.py). Where the
     #: structures are relaxed does not change the results, so it is left out of the key.
     ray_address: str | None = Field(default=None, exclude=True)
@@ -107,6 +113,10 @@ class GeneratedStructure(BaseModel):
     seconds: float
     cif: str = ""  # relative to the run folder
     failure: str | None = None
+    #: The potential's single-point formation energy (eV/atom) when the round triaged its structures.
+    triage_e_form: float | None = None
+    #: Whether screening relaxes it (False: left out by the triage of an oversampled round).
+    selected: bool = True
 
 
 @dataclass
@@ -142,4 +152,5 @@ class DesignRun:
     band_gap_metrics: dict[str, Any] = field(default_factory=dict)  # its measured error
     screen_summary: dict[str, Any] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
+    wanted: int = 0  # candidates asked for in this round (structures generated: wanted x oversample)
     failures: list[str] = field(default_factory=list)

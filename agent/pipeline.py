@@ -50,12 +50,14 @@ from xtalagent.agent.screening import (
     finish_rows,
     known_phases,
     load_band_gap_model,
+    load_round_potential,
     pbe_request,
     rank_rows,
     record_screening,
     screen_structures,
     screen_summary,
     target_flags,
+    triage_structures,
     wish_window,
 )
 from xtalagent.agent.stages import (
@@ -200,32 +202,37 @@ class DesignRound:
 
     # --- stage 2 ------------------------------------------------------------------------------------
     def structures(self, n: int | None = None) -> list[GeneratedStructure]:
-        """``n`` more structures (default: the request's candidates) spread over the constraints;
-        returns the new ones. Cached: the slots an earlier identical round made are read back."""
+        """Structures for ``n`` more candidates (default: the request's), spread over the constraints:
+        ``n`` x ``oversample`` of them, of which screening relaxes ``n`` (see :meth:`screen`). Returns
+        the new ones. Cached: the slots an earlier identical round made are read back."""
         run, t0 = self.run, time.perf_counter()
         if not run.constraints:
             raise InputError("no constraints yet: propose constraints first")
         n = n or run.request.n_candidates
+        run.wanted += n
+        n *= self.settings.oversample
         start = len(run.structures)
         self.tick("structures", 0, n)
         cached = _stage_cache(self.out, "structures.json", self.key)
         items = cached["items"] if cached is not None else []
-        if len(items) >= start + n and all(
-            not s["ok"] or (self.out / s["cif"]).is_file() for s in items[start : start + n]
-        ):
-            made = [GeneratedStructure.model_validate(s) for s in items[start : start + n]]
+        wanted = items[start : start + n]
+        if len(wanted) == n and all(not s["ok"] or (self.out / s["cif"]).is_file() for s in wanted):
+            made = [GeneratedStructure.model_validate(s) for s in wanted]
         else:
             made = generate_structures(run.constraints, n, self.out, self.settings, run.request, start=start)
-            _save_stage(self.out, "structures.json", self.key, [s.model_dump() for s in run.structures + made])
             if start == 0:
                 prune_stale(self.out, {s.id for s in made})
         run.structures += made
+        self._save_structures()
         run.failures += generation_failures(made)
         run.times.add("structures", time.perf_counter() - t0)
         self.tick("structures", n, n)
         n_ok = sum(s.ok for s in made)
         self.say(f"structures: {n_ok}/{len(made)} passed the symmetry and distance checks ({run.sampler_note})")
         return made
+
+    def _save_structures(self) -> None:
+        _save_stage(self.out, "structures.json", self.key, [s.model_dump() for s in self.run.structures])
 
     # --- stage 3 ------------------------------------------------------------------------------------
     def prerelax(self) -> list[dict[str, Any]]:
@@ -259,9 +266,11 @@ class DesignRound:
         """Relax and score every generated structure (finished ones are read from the screening
         cache), the known phases beside them; rank; write summary and report."""
         run, t0 = self.run, time.perf_counter()
-        total = sum(s.ok for s in run.structures)
-        if not total:
+        if not any(s.ok for s in run.structures):
             raise InputError("no structure passed generation, nothing to screen")
+        if self.settings.oversample > 1:
+            self.triage()
+        total = sum(s.ok and s.selected for s in run.structures)
         done = [0]
 
         def screened(_row: dict[str, Any]) -> None:
@@ -269,6 +278,7 @@ class DesignRound:
             self.tick("screening", done[0], total)
 
         self.tick("screening", 0, total)
+        self.potential = load_round_potential(self.settings, self.potential)
         report, known = screen_structures(
             run.structures, run.prerelax, run.request, self.settings, self.out, progress=screened,
             potential=self.potential,
@@ -280,6 +290,21 @@ class DesignRound:
         ]
         self.finish()
         return run
+
+    def triage(self) -> None:
+        """Pick which of an oversampled round's structures screening relaxes: as many as the round's
+        candidates, by the potential's single-point formation energy (:func:`triage_order`)."""
+        run, t0 = self.run, time.perf_counter()
+        self.potential = load_round_potential(self.settings, self.potential)
+        kept = sum(s.selected for s in run.structures if s.triage_e_form is not None)
+        triage_structures(
+            run.structures, max(0, run.wanted - kept), run.request, self.settings, self.out, self.potential,
+            run.prerelax,
+        )  # fmt: skip
+        self._save_structures()
+        run.times.add("triage", time.perf_counter() - t0)
+        n_ok = sum(s.ok for s in run.structures)
+        self.say(f"triage: {sum(s.ok and s.selected for s in run.structures)} of {n_ok} structures kept to relax")
 
     def finish(self) -> None:
         """Write summary.csv/json (when anything was screened) and report.md from the run."""

@@ -144,6 +144,14 @@ def report_text(run: DesignRun) -> str:
         f"2. **Structures**: {len(run.structures)} requested from {run.sampler_note}; {n_ok} passed the checks "
         "(re-detected space group and Wyckoff sites, shortest distance, volume)."
     )
+    triaged = [s for s in run.structures if s.triage_e_form is not None]
+    if triaged:
+        kept = sum(s.selected for s in triaged)
+        out.append(
+            f"   - Triage ({run.settings.oversample} structures per requested candidate): the potential's "
+            f"single-point formation energy, without relaxation, picked {kept} of {len(triaged)} to relax "
+            "(inside the formation-energy window first, then the lowest energy)."
+        )
     if run.prerelax:
         reached = sum(bool(p.get("reached")) for p in run.prerelax)
         used = sum(bool(p.get("used")) for p in run.prerelax)

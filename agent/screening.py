@@ -87,14 +87,13 @@ def screen_structures(
 ):
     """Relax with the ML potential, score stability, band gap and flags; returns the screening
     report of the candidates and the screened rows of the known phases (same potential, same hull)."""
-    from xtalagent.tools.potentials import Potential, load_potential
     from xtalagent.tools.reference_set import with_elements
     from xtalagent.tools.screen import Candidate, screen
 
     used = {r["id"]: r["cif"] for r in prerelaxed if r.get("used")}
     cands = []
     for s in structures:
-        if not s.ok:
+        if not s.ok or not s.selected:
             continue
         path = out / used.get(s.id, s.cif)
         text = path.read_text()
@@ -109,9 +108,7 @@ def screen_structures(
     elements = request.composition_elements()
     known_all = with_elements(elements, exact=True, variant=settings.variant) if request.has_composition() else []
     references = [k.structure() for k in known_all] or None
-    pot = potential or settings.potential
-    if not isinstance(pot, Potential):
-        pot = load_potential(str(pot), settings.potential_checkpoint)
+    pot = load_round_potential(settings, potential)
     gap_model = load_band_gap_model(settings, pot)
     gap_window = wish_window(request.band_gap, settings.band_gap_window)
     common = dict(
@@ -149,6 +146,57 @@ def screen_structures(
             }
             known_rows.append(row)
     return report, known_rows
+
+
+def load_round_potential(settings: DesignSettings, potential: Any = None) -> Any:
+    """The loaded potential of a round: the one given (tests, a chat reusing it), else the settings'."""
+    from xtalagent.tools.potentials import Potential, load_potential
+
+    pot = potential or settings.potential
+    return pot if isinstance(pot, Potential) else load_potential(str(pot), settings.potential_checkpoint)
+
+
+def triage_order(e_forms: list[float], request: DesignRequest, settings: DesignSettings) -> list[int]:
+    """Indices of generated structures, most promising first, from single-point formation energies.
+
+    With a formation-energy wish the structures inside its window come first, then by distance to
+    the window; otherwise (and among equals) the lowest formation energy first, since lower energy
+    of the same composition after generation goes with lower energy, and lower E_hull, after
+    relaxation. Tuned on MP ``val`` requests (bench/experiments/2026-12-design-triage).
+    """
+    window = wish_window(request.formation_energy, settings.formation_energy_window)
+
+    def miss(e: float) -> float:
+        if window is None:
+            return 0.0
+        lo, hi = window
+        return max(0.0, (lo if lo is not None else e) - e, e - (hi if hi is not None else e))
+
+    return sorted(range(len(e_forms)), key=lambda i: (round(miss(e_forms[i]), 3), e_forms[i]))
+
+
+def triage_structures(
+    structures: list[GeneratedStructure], keep: int, request: DesignRequest, settings: DesignSettings, out: Path,
+    potential: Any, prerelaxed: list[dict[str, Any]] | None = None,
+) -> None:  # fmt: skip
+    """Mark all but the ``keep`` most promising passed structures as not selected for relaxation
+    (:func:`triage_order` on the potential's single-point formation energies)."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from xtalagent.tools.hull import formation_energy, load_element_refs
+
+    used = {r["id"]: r["cif"] for r in prerelaxed or [] if r.get("used")}
+    todo = [s for s in structures if s.ok and s.triage_e_form is None]
+    if not todo:
+        return
+    crystals = [read_structure(out / used.get(s.id, s.cif)) for s in todo]
+    evaluations = potential.evaluate([AseAtomsAdaptor.get_atoms(c) for c in crystals])
+    refs = load_element_refs()
+    for s, crystal, ev in zip(todo, crystals, evaluations):
+        s.triage_e_form = round(formation_energy(crystal.composition, ev.energy, refs), 5) if ev.finite else 9.0
+    order = triage_order([s.triage_e_form or 9.0 for s in todo], request, settings)
+    for rank, i in enumerate(order):
+        todo[i].selected = rank < keep
 
 
 def screen_summary(report) -> dict[str, Any]:

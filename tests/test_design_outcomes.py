@@ -255,3 +255,33 @@ def test_chat_report_names_the_voters_that_really_ran(tmp_path, tiny_model, use_
     assert ("neighbour prior" in text) is use_prior
     assert ("composition classifier" in text) is use_prior
     assert "log-probability" in text
+
+
+def test_triage_prefers_the_formation_energy_window_then_low_energy() -> None:
+    from xtalagent.agent.screening import triage_order
+
+    wish = DesignRequest(formula="TiO2", formation_energy=PropertyTarget(value=-3.4))
+    settings = DesignSettings(formation_energy_window=0.1)
+    # inside the window first (lowest energy among them), then by distance to the window
+    assert triage_order([-3.0, -3.45, -3.35, -3.9, -3.6], wish, settings) == [1, 2, 4, 0, 3]
+    # no formation-energy wish: the lowest energy first
+    assert triage_order([-3.0, -3.45, -3.9], DesignRequest(formula="TiO2"), settings) == [2, 1, 0]
+
+
+def test_an_oversampled_round_relaxes_as_many_as_asked(tmp_path) -> None:
+    """oversample 2: twice the structures are generated, the single-point triage keeps the asked
+    number for relaxation, the report says so, and a re-run reads the triage back."""
+    from xtalagent.agent.pipeline import run_design
+
+    settings = FAST.model_copy(update={"oversample": 2, "known_phases": 0, "band_gap": False})
+    request = DesignRequest(formula="TiO2", formation_energy=PropertyTarget(value=-3.4), n_candidates=2)
+    run = run_design(request, tmp_path / "run", settings)
+    ok = [s for s in run.structures if s.ok]
+    assert len(run.structures) == 4 and len(ok) >= 3
+    assert all(s.triage_e_form is not None for s in ok)
+    assert sum(s.selected for s in ok) == 2
+    relaxed = [r for r in run.rows if r.get("design_rank") is not None]
+    assert sorted(r["id"] for r in relaxed) == sorted(s.id for s in ok if s.selected)
+    assert "picked 2 of" in (tmp_path / "run" / "report.md").read_text()
+    again = run_design(request, tmp_path / "run", settings)
+    assert [s.model_dump() for s in again.structures] == [s.model_dump() for s in run.structures]
