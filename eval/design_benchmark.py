@@ -72,6 +72,8 @@ class DesignBenchSettings:
     shard: tuple[int, int] = (0, 1)  # (index, count): this process runs every count-th request
     #: ``test`` for every reported figure; ``val`` to tune the pipeline's settings without seeing test
     split: Literal["test", "val"] = "test"
+    #: structures generated per candidate (None: the pipeline's default; see DesignSettings.oversample)
+    oversample: int | None = None
     results: Path | None = None  # folder of the JSON (default: ``out``)
 
 
@@ -187,6 +189,16 @@ class RandomConstraints:
         return found
 
 
+def run_name(settings: DesignBenchSettings) -> str:
+    """Result name: pattern, property and constraint source, then any non-default split or oversampling."""
+    name = f"design_e2e_{settings.pattern}_{settings.prop}_{settings.reference}"
+    if settings.split != "test":
+        name += f"_{settings.split}"
+    if settings.oversample is not None:
+        name += f"_oversample{settings.oversample}"
+    return name
+
+
 # --- one request ----------------------------------------------------------------------------------
 def run_request(
     record, prompt: str, target: float, settings: DesignBenchSettings, potential, matcher, model=None
@@ -212,13 +224,14 @@ def run_request(
         relax_max_steps=settings.relax_steps,
         seed=settings.seed,
         sampler=sampler,
+        **({} if settings.oversample is None else {"oversample": settings.oversample}),
     )
     predictor = {"model": model, "random": RandomConstraints(settings.seed), "true": TrueConstraints(record)}[
         settings.reference
     ]
     folder = settings.out / f"{settings.pattern}_{settings.prop}_{settings.reference}" / record.id
-    if settings.split != "test":
-        folder = settings.out / f"{settings.pattern}_{settings.prop}_{settings.reference}_{settings.split}" / record.id
+    if settings.split != "test" or settings.oversample is not None:
+        folder = settings.out / (run_name(settings).removeprefix("design_e2e_")) / record.id
     timing = folder / "bench_seconds.json"  # the first, uncached run's wall time survives a resume
     try:
         run = run_design(request, folder, design, prompt=prompt, predictor=predictor, potential=potential)
@@ -336,9 +349,7 @@ def run_benchmark(settings: DesignBenchSettings, progress=None) -> dict[str, Any
         "summary": summarise(outcomes),
         "requests": [asdict(o) for o in outcomes],
     }
-    name = f"design_e2e_{settings.pattern}_{settings.prop}_{settings.reference}"
-    if settings.split != "test":
-        name += f"_{settings.split}"
+    name = run_name(settings)
     if settings.shard[1] > 1:
         name += f"_shard{settings.shard[0]}of{settings.shard[1]}"
     folder = settings.results or settings.out
