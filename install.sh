@@ -10,6 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python}
 "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-"$PY" -m pip install -q -e ".[dev,web,ray]"  # web: xtalagent web (Gradio), its browser test (Playwright); ray: --ray
+# web: xtalagent web (Gradio), its browser test (Playwright); ray: --ray; finetune: xtalagent finetune (trl)
+# and the tests' tiny model; endpoint: --endpoint (langchain-openai). The main job needs none of them.
+"$PY" -m pip install -q -e ".[dev,web,ray,finetune,endpoint]"
 "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 "$PY" -c "import xtalagent, torch; print(f'xtalagent {xtalagent.__version__} ready (torch {torch.__version__})')"

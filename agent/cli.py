@@ -14,6 +14,7 @@ import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -741,16 +742,16 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        console.print(f"[red]error:[/] {exc.format_message()}{hint}", highlight=False)
+        console.print(f"[red]error:[/] {escape(exc.format_message())}{hint}", highlight=False)
         return 1
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         console.print("[yellow]interrupted[/]")
         return 130
     except XtalAgentError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")  # escaped: "xtalagent[finetune]" is not markup
         return 1
     except ValidationError as exc:
-        console.print(f"[red]error:[/] {validation_message(exc)}")
+        console.print(f"[red]error:[/] {escape(validation_message(exc))}")
         return 1
     return 0
 

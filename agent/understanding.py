@@ -14,6 +14,7 @@ from xtalagent import config
 from xtalagent.agent.parser import parse_request
 from xtalagent.agent.request import DesignRequest, ParseResult
 from xtalagent.errors import InputError, validation_message
+from xtalagent.optional import require
 
 EXTRACTION_PROMPT = (
     "Extract the crystal design request from the user's words into the DesignRequest schema. "
@@ -25,12 +26,9 @@ EXTRACTION_PROMPT = (
 
 def endpoint_chat_model(endpoint: str, model: str | None = None, api_key_env: str = config.AGENT_API_KEY_ENV):
     """A langchain chat model for an OpenAI-compatible server (vLLM, or any hosted API)."""
-    try:
-        from langchain_openai import ChatOpenAI
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise InputError(f"langchain-openai is needed for --endpoint ({exc})") from None
+    chat_openai = require("langchain_openai", extra="endpoint", purpose="--endpoint").ChatOpenAI
     key = os.environ.get(api_key_env) or "EMPTY"  # vLLM accepts any key unless started with --api-key
-    return ChatOpenAI(
+    return chat_openai(
         base_url=endpoint.rstrip("/"),
         model=model or config.AGENT_ENDPOINT_MODEL,
         api_key=key,

@@ -27,6 +27,7 @@ from xtalagent.finetune.ratio_classifier import (
 from xtalagent.finetune.settings import FinetuneSettings
 from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, set_threads, train_adapter
 from xtalagent.finetune.voters import VOTERS_FILE, VoterWeights
+from xtalagent.optional import require
 from xtalagent.records import CrystalRecord
 
 
@@ -69,6 +70,8 @@ def run_finetune(
     ``settings.base_layers`` deep, 64-wide heads).
     """
     s = settings or FinetuneSettings()
+    for module in ("trl", "accelerate", "datasets"):  # before any data is read
+        require(module, extra="finetune", purpose="fine-tuning")
     if base_config is None:
         base_config = BaseModelConfig.sized(s.base_hidden, s.base_layers)
     output = Path(output)
