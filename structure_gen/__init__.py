@@ -32,7 +32,7 @@ def sample(
 
     Entries whose every attempt failed have ``ok == False``, ``structure is None`` and the reasons
     in ``failures``. ``steps`` and ``temperature`` tune the diffusion sampler (defaults in
-    ``xtalagent.config``).
+    ``xtalagent.structure_gen.settings``).
     """
     from xtalagent.structure_gen.freeparams import check_constraint
     from xtalagent.structure_gen.samplers import (

@@ -172,9 +172,8 @@ def test_voters_in_use_follow_their_files_and_the_weights_of_the_model_folder(tm
     assert voters_in_use(tmp_path, pattern="formula") == (True, True)
     neutral = VoterWeights.neutral()
     silent = {part: OFF for part in neutral.prior["elements"]}
-    neutral.model_copy(update={"classifier": {"formula": 0.0}, "prior": neutral.prior | {"elements": silent}}).save(
-        tmp_path
-    )
+    quiet = {"classifier": neutral.classifier | {"formula": 0.0}, "prior": neutral.prior | {"elements": silent}}
+    neutral.model_copy(update=quiet).save(tmp_path)
     assert voters_in_use(tmp_path, pattern="formula") == (True, False)  # the folder's own weights count
     assert voters_in_use(tmp_path, pattern="elements") == (False, True)
     assert voters_in_use(tmp_path / "empty") == (False, False)
