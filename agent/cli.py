@@ -6,6 +6,7 @@ Commands are thin: they parse options, call the stage API and print. Errors the 
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
@@ -48,6 +50,23 @@ app.add_typer(structures_app, name="structures")
 eval_app = typer.Typer(help="End-to-end benchmarks of the whole pipeline.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")  # xtalagent bench NAME: eval/bench_cli.py
+
+
+def configure_logging(level: int) -> None:
+    """Show the library's log records (``xtalagent.*`` loggers) on stderr through rich, one handler
+    per process however often :func:`main` runs; records still reach the root logger's handlers."""
+    package = logging.getLogger("xtalagent")
+    if not any(isinstance(h, RichHandler) for h in package.handlers):
+        package.addHandler(RichHandler(console=console, show_time=False, show_path=False, markup=False))
+    package.setLevel(level)
+
+
+@app.callback()
+def _logging_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show debug messages")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="show only warnings and errors")] = False,
+) -> None:
+    configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -489,6 +508,7 @@ def screen(
         band_gap_min=band_gap_min,
         band_gap_max=band_gap_max,
         ray=ray_cluster(ray, ray_address),
+        echo=typer.echo,
     )
 
 

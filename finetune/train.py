@@ -17,6 +17,7 @@ every epoch.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 import time
@@ -27,6 +28,8 @@ from xtalagent.errors import InputError
 from xtalagent.finetune.examples import Example, build_examples, pretraining_text
 from xtalagent.finetune.settings import FinetuneSettings
 from xtalagent.records import CrystalRecord
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -222,7 +225,7 @@ def train_adapter(
             metric_log.parent.mkdir(parents=True, exist_ok=True)
             with open(metric_log, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
-            print(f"[{stage}] epoch {entry['epoch']}: validation top-1 accuracy {value:.3f}", flush=True)
+            logger.info("[%s] epoch %s: validation top-1 accuracy %.3f", stage, entry["epoch"], value)
 
     trainer = SFTTrainer(
         model=model,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import sys
@@ -24,6 +25,8 @@ from xtalagent.errors import InputError
 from xtalagent.structure_gen.featurize import Example, collate, example_from_record
 from xtalagent.structure_gen.model import CrystalDiffusion, ModelConfig, lattice_stats
 from xtalagent.structure_gen.settings import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 def _hash_fraction(key: str) -> float:
@@ -52,7 +55,7 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Example], list, list]:
         try:
             examples.append(example_from_record(r))
         except Exception as exc:  # a record the bookkeeping cannot map is reported, not fatal
-            print(f"skip {r.id}: {exc}", file=sys.stderr)
+            logger.warning("skip %s: %s", r.id, exc)
     if not examples:
         raise InputError(f"no usable training crystals in {path}")
     return examples, [r for r in val if r.natoms <= cfg.max_atoms], train
@@ -123,7 +126,7 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ckpt.pt"
     examples, val_records, _ = load_examples(cfg)
-    print(f"{len(examples)} training crystals, {len(val_records)} validation crystals", flush=True)
+    logger.info("%d training crystals, %d validation crystals", len(examples), len(val_records))
     model = build_model(cfg, examples)
     if cfg.init_from and not Path(cfg.init_from).exists():
         raise InputError(f"--init-from checkpoint {cfg.init_from} not found")
@@ -131,7 +134,7 @@ def train(cfg: TrainConfig) -> Path:
         # continue training a shipped model: its architecture and lattice statistics come with it
         model = load_model(cfg.init_from)
         model.train()
-        print(f"initialised from {cfg.init_from}", flush=True)
+        logger.info("initialised from %s", cfg.init_from)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -1.0
     if cfg.resume and ckpt_path.exists():
@@ -142,9 +145,9 @@ def train(cfg: TrainConfig) -> Path:
         opt.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         cfg.history = ckpt.get("history", [])
-        print(f"resumed from {ckpt_path} at step {step} (best val match {best:.3f})", flush=True)
+        logger.info("resumed from %s at step %d (best val match %.3f)", ckpt_path, step, best)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: {n_params / 1e6:.2f} M parameters, config {json.dumps(model.config_dict())[:200]}...", flush=True)
+    logger.info("model: %.2f M parameters, config %s...", n_params / 1e6, json.dumps(model.config_dict())[:200])
 
     def save_full() -> None:
         state = {
@@ -183,10 +186,14 @@ def train(cfg: TrainConfig) -> Path:
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         if step % cfg.log_every == 0:
             elapsed = time.time() - start
-            print(
-                f"step {step} loss {running['loss']:.4f} (lattice {running['lattice']:.4f}, coord "
-                f"{running['coord']:.4f}) lr {lr:.2e} {elapsed / 60:.1f} min",
-                flush=True,
+            logger.info(
+                "step %d loss %.4f (lattice %.4f, coord %.4f) lr %.2e %.1f min",
+                step,
+                running["loss"],
+                running["lattice"],
+                running["coord"],
+                lr,
+                elapsed / 60,
             )
         if cfg.eval_every and step % cfg.eval_every == 0:
             model.eval()
@@ -195,7 +202,7 @@ def train(cfg: TrainConfig) -> Path:
             model.train()
             entry = {"step": step, **val, "seconds": round(time.time() - t0, 1)}
             cfg.history.append(entry)
-            print(f"validation: {json.dumps(entry)}", flush=True)
+            logger.info("validation: %s", json.dumps(entry))
             if val["match_rate"] >= best:
                 best = val["match_rate"]
                 save_slim(model, out / "best.pt", {"step": step, "val": val, "data": cfg.data})
@@ -207,7 +214,7 @@ def train(cfg: TrainConfig) -> Path:
     save_slim(model, out / "last.pt", {"step": step, "data": cfg.data})
     if not (out / "best.pt").exists():
         save_slim(model, out / "best.pt", {"step": step, "data": cfg.data})
-    print(f"done at step {step}; checkpoints in {out}", flush=True)
+    logger.info("done at step %d; checkpoints in %s", step, out)
     return out / "best.pt"
 
 
@@ -221,6 +228,7 @@ def config_from_args(**kwargs) -> TrainConfig:
 
 
 if __name__ == "__main__":  # python -m xtalagent.structure_gen.train key=value ...
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines, as the CLI shows them
     overrides = {}
     for arg in sys.argv[1:]:
         key, _, value = arg.partition("=")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -49,6 +50,8 @@ from xtalagent.tools.settings import RelaxSettings
 
 if TYPE_CHECKING:
     from xtalagent.tools.distributed import RayOptions
+
+logger = logging.getLogger(__name__)
 
 #: Bumped whenever per-structure results change meaning, so caches are recomputed.
 CACHE_VERSION: int = 3  # 2: optimiser in the key; MP2020 hull table; 3: band gap
@@ -662,8 +665,10 @@ def screen_command(
     band_gap_min: float | None = None,
     band_gap_max: float | None = None,
     ray: RayOptions | str | None = None,
+    echo: Callable[[str], None] = logger.info,
 ) -> ScreenReport:
-    """CLI body for ``xtalagent screen SOURCE -o OUT`` (wrap with typer; prints a short summary).
+    """CLI body for ``xtalagent screen SOURCE -o OUT`` (wrap with typer); ``echo`` takes the short
+    summary's lines (the CLI prints them; a library caller gets log records).
 
     ``band_gap`` adds the shipped band-gap model's prediction to every row (skipped, with a note,
     when the model is absent); ``band_gap_min``/``band_gap_max`` (eV) add ``meets_band_gap``.
@@ -718,17 +723,17 @@ def screen_command(
     )
     ok = report.n_candidates - report.n_failed
     prov = report.provenance
-    print(
+    echo(
         f"screened {report.n_candidates} candidates ({report.n_cached} from cache, {report.n_failed} failed) "
         f"with {prov.get('potential', '?')}:{prov.get('checkpoint', '?')} in {report.seconds:.1f} s -> {out}"
     )
     stable = sum(bool(r.get("stable")) for r in report.rows)
-    print(f"stable (e_hull <= {checks.STABLE_E_HULL} eV/atom): {stable}/{ok}; S.U.N. rate: {report.sun_rate}")
+    echo(f"stable (e_hull <= {checks.STABLE_E_HULL} eV/atom): {stable}/{ok}; S.U.N. rate: {report.sun_rate}")
     for system, entry in sorted(report.symmetry_by_system.items()):
-        print(f"  {system}: space group kept {entry['kept']}/{entry['n']}")
+        echo(f"  {system}: space group kept {entry['kept']}/{entry['n']}")
     if gap_model is not None:
         line = f"band gaps (PBE level) by {gap_model.name}"
         if window is not None:
             line += f"; in the window: {sum(bool(r.get('meets_band_gap')) for r in report.rows)}/{ok}"
-        print(line)
+        echo(line)
     return report
