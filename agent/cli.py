@@ -24,7 +24,7 @@ from xtalagent import config
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.eval.bench_cli import bench_app
 from xtalagent.finetune.settings import ConstraintSettings, FinetuneSettings
-from xtalagent.structure_gen.settings import CspEvalSettings, SamplerSettings, TrainConfig
+from xtalagent.structure_gen.settings import CspEvalSettings, DiffusionTrainConfig, SamplerSettings
 from xtalagent.tools.settings import RelaxSettings
 
 console = Console(stderr=True, soft_wrap=True)
@@ -343,22 +343,24 @@ def structures_train(
     ),
     train_split: Annotated[str | None, typer.Option(help="split to train on (default: train, or all rows)")] = None,
     val_split: Annotated[str | None, typer.Option(help="split for the validation match rate")] = None,
-    hidden: Annotated[int, typer.Option()] = TrainConfig.hidden,
-    layers: Annotated[int, typer.Option()] = TrainConfig.layers,
-    batch_size: Annotated[int, typer.Option()] = TrainConfig.batch_size,
-    lr: Annotated[float, typer.Option()] = TrainConfig.lr,
-    max_steps: Annotated[int, typer.Option()] = TrainConfig.max_steps,
+    hidden: Annotated[int, typer.Option()] = DiffusionTrainConfig.hidden,
+    layers: Annotated[int, typer.Option()] = DiffusionTrainConfig.layers,
+    batch_size: Annotated[int, typer.Option()] = DiffusionTrainConfig.batch_size,
+    lr: Annotated[float, typer.Option()] = DiffusionTrainConfig.lr,
+    max_steps: Annotated[int, typer.Option()] = DiffusionTrainConfig.max_steps,
     max_minutes: Annotated[
         float, typer.Option(help="stop (with a checkpoint) after this long")
-    ] = TrainConfig.max_minutes,
-    eval_every: Annotated[int, typer.Option(help="steps between validation match rates")] = TrainConfig.eval_every,
+    ] = DiffusionTrainConfig.max_minutes,
+    eval_every: Annotated[
+        int, typer.Option(help="steps between validation match rates")
+    ] = DiffusionTrainConfig.eval_every,
     eval_samples: Annotated[
         int, typer.Option(help="validation crystals sampled per match-rate check")
-    ] = TrainConfig.eval_samples,
-    max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = TrainConfig.max_atoms,
+    ] = DiffusionTrainConfig.eval_samples,
+    max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = DiffusionTrainConfig.max_atoms,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
-    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    threads: Annotated[int, typer.Option(help="torch threads")] = TrainConfig.threads,
+    seed: Annotated[int, typer.Option()] = DiffusionTrainConfig.seed,
+    threads: Annotated[int, typer.Option(help="torch threads")] = DiffusionTrainConfig.threads,
     init_from: Annotated[
         Path | None, typer.Option(help="start from this checkpoint's weights (fresh optimiser and schedule)")
     ] = None,
@@ -366,7 +368,7 @@ def structures_train(
     """Train the symmetry-conditioned diffusion model (checkpoints, resume, validation match rate)."""
     from xtalagent.structure_gen.commands import train_command
 
-    settings = TrainConfig(
+    settings = DiffusionTrainConfig(
         data=str(dataset),
         out_dir=str(output),
         train_split=train_split,

@@ -88,7 +88,7 @@ def screen_structures(
     """Relax with the ML potential, score stability, band gap and flags; returns the screening
     report of the candidates and the screened rows of the known phases (same potential, same hull)."""
     from xtalagent.tools.reference_set import with_elements
-    from xtalagent.tools.screen import Candidate, screen
+    from xtalagent.tools.screen import StructureCandidate, screen
 
     used = {r["id"]: r["cif"] for r in prerelaxed if r.get("used")}
     cands = []
@@ -98,7 +98,7 @@ def screen_structures(
         path = out / used.get(s.id, s.cif)
         text = path.read_text()
         cands.append(
-            Candidate(
+            StructureCandidate(
                 id=s.id, source=str(path.relative_to(out)), cif_text=text, structure=read_structure(path),
                 requested_spacegroup=s.spacegroup,
             )
@@ -127,7 +127,7 @@ def screen_structures(
     known_rows: list[dict[str, Any]] = []
     if phases:
         known_cands = [
-            Candidate(id=f"K{i + 1}", source=f"known:{k.id}", cif_text=k.id, structure=k.structure(),
+            StructureCandidate(id=f"K{i + 1}", source=f"known:{k.id}", cif_text=k.id, structure=k.structure(),
                       requested_spacegroup=k.spacegroup)
             for i, k in enumerate(phases)
         ]  # fmt: skip

@@ -349,7 +349,7 @@ class WebChat:
         self.agent.save_transcript()
 
     def _screen_upload(self, structure: Any, folder: Path) -> dict[str, Any]:
-        from xtalagent.tools.screen import Candidate, screen
+        from xtalagent.tools.screen import StructureCandidate, screen
 
         settings = self.session.settings
         gap_model = None
@@ -357,7 +357,7 @@ class WebChat:
             from xtalagent.tools.band_gap import default_band_gap_model
 
             gap_model = default_band_gap_model(variant=settings.variant)
-        cand = Candidate(id="U001", source=f"uploads/{folder.name}/input.cif", structure=structure,
+        cand = StructureCandidate(id="U001", source=f"uploads/{folder.name}/input.cif", structure=structure,
                          cif_text=(folder / "input.cif").read_text())  # fmt: skip
         report = screen([cand], folder, potential=self.session._potential or settings.potential,
                         max_steps=settings.relax_max_steps, fmax=settings.relax_fmax, band_gap_model=gap_model,

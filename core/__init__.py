@@ -7,13 +7,13 @@ composition parsing (:mod:`xtalagent.composition`), the one place defaults are n
 """
 
 from xtalagent.errors import XtalAgentError
-from xtalagent.records import CrystalRecord, PropertyTargets, SiteSpec, SymmetryConstraint, WyckoffSite
+from xtalagent.records import ConditioningProperties, CrystalRecord, SiteSpec, SymmetryConstraint, WyckoffSite
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConditioningProperties",
     "CrystalRecord",
-    "PropertyTargets",
     "SiteSpec",
     "SymmetryConstraint",
     "WyckoffSite",

@@ -23,7 +23,7 @@ BAND_GAP_RANGE: tuple[float, float] = (0.0, 20.0)
 FORMATION_ENERGY_RANGE: tuple[float, float] = (-10.0, 10.0)
 
 
-class PropertyTargets(BaseModel):
+class ConditioningProperties(BaseModel):
     """Target properties of a request; ``None`` means unconstrained.
 
     Targets must be finite and physical: a ``NaN`` or ``1e308`` would reach the model and change
@@ -58,7 +58,7 @@ class SiteSpec(BaseModel):
         return check_element(value)
 
 
-class SymmetryConstraint(PropertyTargets):
+class SymmetryConstraint(ConditioningProperties):
     """Space group + Wyckoff sites (+ targets): everything the structure generator needs.
 
     Validation guarantees: the group exists, every label exists in it (bare letters are

@@ -35,7 +35,7 @@ from xtalagent.composition import parse_counts
 from xtalagent.finetune.examples import composition_of, record_properties
 from xtalagent.finetune.neighbour_prior import NeighbourPrior
 from xtalagent.finetune.predictor import ConstraintPredictor
-from xtalagent.finetune.requests import Candidate, ConstraintRequest
+from xtalagent.finetune.requests import ConstraintCandidate, ConstraintRequest
 from xtalagent.finetune.wyckoff_solver import feasible_groups, site_labels
 from xtalagent.records import CrystalRecord, SymmetryConstraint
 
@@ -149,7 +149,7 @@ def request_for(record: CrystalRecord, pattern: str, prop: str) -> dict | None:
     return request
 
 
-def check_candidate(candidate: Candidate, request: dict) -> tuple[bool, bool]:
+def check_candidate(candidate: ConstraintCandidate, request: dict) -> tuple[bool, bool]:
     """(valid, composition-consistent), checked from scratch against the Wyckoff tables."""
     try:
         constraint = SymmetryConstraint(spacegroup=candidate.spacegroup, sites=candidate.sites)

@@ -140,11 +140,13 @@ class TrueConstraints:
         self.record = record
 
     def predict(self, request: dict, top_k: int = 5, seed: int = 0, **_: Any) -> list:
-        from xtalagent.finetune.requests import Candidate
+        from xtalagent.finetune.requests import ConstraintCandidate
         from xtalagent.records import SiteSpec
 
         sites = [SiteSpec(element=s.element, wyckoff=s.wyckoff) for s in self.record.sites]
-        return [Candidate(spacegroup=self.record.spacegroup, formula=self.record.formula, sites=sites, score=0.0)]
+        return [
+            ConstraintCandidate(spacegroup=self.record.spacegroup, formula=self.record.formula, sites=sites, score=0.0)
+        ]
 
 
 class RandomConstraints:
@@ -162,7 +164,7 @@ class RandomConstraints:
         from pyxtal import pyxtal
 
         from xtalagent.composition import parse_counts
-        from xtalagent.finetune.requests import Candidate
+        from xtalagent.finetune.requests import ConstraintCandidate
         from xtalagent.finetune.wyckoff_solver import ExactCounts, feasible_groups
         from xtalagent.records import SiteSpec, SymmetryConstraint
 
@@ -183,7 +185,7 @@ class RandomConstraints:
                 SymmetryConstraint(spacegroup=group, sites=sites)
             except Exception:  # pyxtal and the validator signal an impossible draw with several types
                 continue
-            found.append(Candidate(spacegroup=group, formula=request["formula"], sites=sites, score=0.0))
+            found.append(ConstraintCandidate(spacegroup=group, formula=request["formula"], sites=sites, score=0.0))
         if not found:
             raise InputError(f"no random group hosts {request['formula']}")
         return found

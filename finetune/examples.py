@@ -24,7 +24,7 @@ FORMATION_ENERGY_KEYS = ("formation_energy_per_atom", "formation_energy")
 
 
 @dataclass(frozen=True)
-class Example:
+class PromptExample:
     stage: str  # "sg" or "wyckoff"
     prompt: str
     completion: str
@@ -78,18 +78,20 @@ def property_variants(
 
 def examples_for(
     record: CrystalRecord, pattern: str, band_gap: float | None, formation_energy: float | None
-) -> list[Example]:
+) -> list[PromptExample]:
     """The stage-1 and stage-2 examples of one crystal in one pattern and property choice."""
     elements, counts = composition_of(record, pattern)
     sg_prompt = prompts.spacegroup_prompt(pattern, elements, counts, band_gap, formation_energy)
     wy_prompt = prompts.wyckoff_prompt(pattern, elements, counts, record.spacegroup, band_gap, formation_energy)
     return [
-        Example("sg", sg_prompt, prompts.spacegroup_answer(record.spacegroup), pattern, record.id),
-        Example("wyckoff", wy_prompt, site_completion(record, elements), pattern, record.id),
+        PromptExample("sg", sg_prompt, prompts.spacegroup_answer(record.spacegroup), pattern, record.id),
+        PromptExample("wyckoff", wy_prompt, site_completion(record, elements), pattern, record.id),
     ]
 
 
-def build_examples(records: Iterable[CrystalRecord], variants_per_record: int = 2, seed: int = 0) -> Iterator[Example]:
+def build_examples(
+    records: Iterable[CrystalRecord], variants_per_record: int = 2, seed: int = 0
+) -> Iterator[PromptExample]:
     """Examples with ``variants_per_record`` random (pattern, properties) choices per crystal.
 
     The full-formula pattern with every property the crystal has is always included, since it is

@@ -105,8 +105,8 @@ class PriorSettings:
 
 
 @functools.cache
-def pettifor(element: str) -> float:
-    """Mendeleev (Pettifor) number: neighbours on this scale substitute for each other in crystals."""
+def mendeleev_number(element: str) -> float:
+    """Pettifor's Mendeleev number (pymatgen's ``mendeleev_no``): neighbours on it substitute in crystals."""
     number = Element(element).mendeleev_no
     return float(number) if number is not None else 200.0 + Element(element).Z  # superheavy: far from all
 
@@ -124,8 +124,8 @@ def prototype_order(pattern: str, elements: Iterable[str], counts: Iterable[int]
     elements = list(elements)
     shown = _shown_counts(pattern, elements, counts)
     if shown is None:
-        return sorted(elements, key=pettifor)
-    return sorted(elements, key=lambda el: (shown[el], pettifor(el)))
+        return sorted(elements, key=mendeleev_number)
+    return sorted(elements, key=lambda el: (shown[el], mendeleev_number(el)))
 
 
 def prototype_key(pattern: str, elements: Iterable[str], counts: Iterable[int] | None) -> tuple[tuple, list[float]]:
@@ -138,7 +138,7 @@ def prototype_key(pattern: str, elements: Iterable[str], counts: Iterable[int] |
     shown = _shown_counts(pattern, elements, counts)
     order = prototype_order(pattern, elements, counts)
     key = (len(order),) if shown is None else tuple(shown[el] for el in order)
-    return key, [pettifor(el) for el in order]
+    return key, [mendeleev_number(el) for el in order]
 
 
 def neighbour_shares(labels: Iterable, distances: Iterable[float], part: PriorPart) -> dict:

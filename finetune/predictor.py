@@ -25,7 +25,7 @@ from xtalagent.finetune.decoding import Context, fitting_state, rank_sites, rank
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
 from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier, ratio_key
-from xtalagent.finetune.requests import Candidate, ConstraintRequest, Pattern, Prediction
+from xtalagent.finetune.requests import ConstraintCandidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
 from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
@@ -308,7 +308,7 @@ class ConstraintPredictor:
         temperature: float = 0.0,
         seed: int = 0,
         allowed_groups: Collection[int] | None = None,
-    ) -> list[Candidate]:
+    ) -> list[ConstraintCandidate]:
         """Ranked valid candidates, best first; raises :class:`InputError` if none can exist.
 
         Best first means: the best site list of each of stage 1's groups, in stage-1 order, then
@@ -344,9 +344,9 @@ class ConstraintPredictor:
                     + ("" if request.pattern is Pattern.FORMULA else f" within {request.max_atoms} atoms")
                 )
             groups = self.rank_groups(ctx, feasible, self.sg_candidates or top_k, temperature, rng, request.max_atoms)
-        per_group: list[list[Candidate]] = []
+        per_group: list[list[ConstraintCandidate]] = []
         for spacegroup, sg_score in groups:
-            candidates: list[Candidate] = []
+            candidates: list[ConstraintCandidate] = []
             per_group.append(candidates)
             for state, site_score in self.rank_site_lists(ctx, target, spacegroup, top_k, temperature, rng):
                 sites = [
@@ -357,7 +357,7 @@ class ConstraintPredictor:
                 if isinstance(target, ExactCounts):
                     constraint.check_counts(dict(zip(target.elements, target.counts)))
                 candidates.append(
-                    Candidate(
+                    ConstraintCandidate(
                         spacegroup=spacegroup,
                         formula=format_counts(counts),
                         sites=sites,

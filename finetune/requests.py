@@ -148,7 +148,7 @@ class ConstraintRequest(BaseModel):
         return RatioCounts(order, ratio, self.max_atoms)
 
 
-class Candidate(BaseModel):
+class ConstraintCandidate(BaseModel):
     """One valid answer: group, sites (canonical order), the cell formula they give, a score."""
 
     spacegroup: int
@@ -164,5 +164,5 @@ class Candidate(BaseModel):
 
 class Prediction(BaseModel):
     id: Any = None
-    candidates: list[Candidate] = Field(default_factory=list)
+    candidates: list[ConstraintCandidate] = Field(default_factory=list)
     error: str | None = None

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from xtalagent.errors import InputError
-from xtalagent.finetune.examples import Example, build_examples, pretraining_text
+from xtalagent.finetune.examples import PromptExample, build_examples, pretraining_text
 from xtalagent.finetune.settings import FinetuneSettings
 from xtalagent.records import CrystalRecord
 
@@ -53,7 +53,7 @@ class BaseModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class ConstraintTrainConfig:
     epochs: float = 3.0
     learning_rate: float = 2e-3
     batch_size: int = 32
@@ -80,7 +80,7 @@ def _last_checkpoint(out_dir: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
-def _sft_config(run_dir: Path, cfg: TrainConfig, has_eval: bool, **overrides):
+def _sft_config(run_dir: Path, cfg: ConstraintTrainConfig, has_eval: bool, **overrides):
     """The trainer settings both steps share: CPU-friendly, checkpointed, evaluated per epoch."""
     from trl import SFTConfig
 
@@ -124,7 +124,7 @@ def pretrain_base(
     train: list[CrystalRecord],
     out_dir: Path,
     model_cfg: BaseModelConfig | None = None,
-    cfg: TrainConfig | None = None,
+    cfg: ConstraintTrainConfig | None = None,
     val: list[CrystalRecord] | None = None,
 ) -> Path:
     """Train the compact base LM on crystal text; returns the folder with model + tokenizer."""
@@ -135,7 +135,7 @@ def pretrain_base(
 
     from xtalagent.finetune.tokenizer import build_tokenizer
 
-    model_cfg, cfg = model_cfg or BaseModelConfig(), cfg or TrainConfig()
+    model_cfg, cfg = model_cfg or BaseModelConfig(), cfg or ConstraintTrainConfig()
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir = Path(out_dir)
@@ -167,7 +167,7 @@ def pretrain_base(
     return final
 
 
-def examples_dataset(examples: list[Example]):
+def examples_dataset(examples: list[PromptExample]):
     from datasets import Dataset
 
     return Dataset.from_dict({"prompt": [e.prompt for e in examples], "completion": [e.completion for e in examples]})
@@ -178,7 +178,7 @@ def train_adapter(
     base_model: str | Path,
     train: list[CrystalRecord],
     out_dir: Path,
-    cfg: TrainConfig | None = None,
+    cfg: ConstraintTrainConfig | None = None,
     val: list[CrystalRecord] | None = None,
 ) -> Path:
     """Train the LoRA adapter of one stage on top of ``base_model``; returns its folder."""
@@ -191,7 +191,7 @@ def train_adapter(
 
     if stage not in ("sg", "wyckoff"):
         raise InputError(f"unknown stage {stage!r} (expected 'sg' or 'wyckoff')")
-    cfg = cfg or TrainConfig()
+    cfg = cfg or ConstraintTrainConfig()
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out_dir = Path(out_dir)

@@ -25,7 +25,7 @@ from xtalagent.finetune.ratio_classifier import (
     train_ratio_classifier,
 )
 from xtalagent.finetune.settings import FinetuneSettings
-from xtalagent.finetune.train import BaseModelConfig, TrainConfig, pretrain_base, set_threads, train_adapter
+from xtalagent.finetune.train import BaseModelConfig, ConstraintTrainConfig, pretrain_base, set_threads, train_adapter
 from xtalagent.finetune.voters import VOTERS_FILE, VoterWeights
 from xtalagent.optional import require
 from xtalagent.records import CrystalRecord
@@ -79,7 +79,7 @@ def run_finetune(
     train, val = load_training_records(dataset, output)
     if s.limit:
         train = train[: s.limit]
-    cfg = TrainConfig(
+    cfg = ConstraintTrainConfig(
         epochs=s.epochs,
         learning_rate=s.learning_rate,
         batch_size=s.batch_size,
@@ -91,7 +91,7 @@ def run_finetune(
     base_model = s.base_model
     if base_model is None:
         if not (output / "base").exists():
-            base_cfg = TrainConfig(
+            base_cfg = ConstraintTrainConfig(
                 epochs=s.base_epochs, learning_rate=s.learning_rate, batch_size=s.batch_size, threads=s.threads
             )
             pretrain_base(train, output, base_config, base_cfg, val=val[:500])

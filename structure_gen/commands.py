@@ -14,7 +14,7 @@ from pathlib import Path
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.evaluate import run_eval_csp, summary_line
 from xtalagent.structure_gen.samplers import SAMPLERS, generate, make_sampler
-from xtalagent.structure_gen.settings import CspEvalSettings, SamplerSettings, TrainConfig
+from xtalagent.structure_gen.settings import CspEvalSettings, DiffusionTrainConfig, SamplerSettings
 
 #: Structures per constraint of ``structures sample`` when none is asked for.
 SAMPLES_PER_CONSTRAINT: int = 10
@@ -72,7 +72,7 @@ def sample_command(
     return summary | ({"skipped": lines} if lines else {})
 
 
-def train_command(settings: TrainConfig) -> Path:
+def train_command(settings: DiffusionTrainConfig) -> Path:
     """Train (or resume) the diffusion model as ``settings`` say; returns the best checkpoint path.
 
     With no ``val_split`` a 5% id-hashed share of the training rows is held out for the validation

@@ -1,6 +1,6 @@
 """Constraints (and, for training, their true free variables) as tensors the denoiser reads.
 
-One :class:`Example` per crystal holds the per-orbit affine maps of :mod:`freeparams`, the
+One :class:`DiffusionExample` per crystal holds the per-orbit affine maps of :mod:`freeparams`, the
 species, the lattice family mask and, when known, the true free lattice and coordinates. ``collate``
 stacks examples into a flat batch (atoms, orbits, crystals and all intra-cell atom pairs), the
 layout a message-passing network over periodic cells wants.
@@ -50,7 +50,7 @@ def lattice_from_vector(spacegroup: int, vec: np.ndarray, natoms: int) -> np.nda
 
 
 @dataclass
-class Example:
+class DiffusionExample:
     """One crystal's constraint (and optionally its true free variables) in array form."""
 
     spacegroup: int
@@ -79,7 +79,7 @@ def _letter_index(spacegroup: int, label: str) -> int:
     return labels.index(label)
 
 
-def example_from_constraint(constraint: SymmetryConstraint) -> Example:
+def example_from_constraint(constraint: SymmetryConstraint) -> DiffusionExample:
     """Array form of a constraint, without targets (what sampling starts from)."""
     from pymatgen.core import Element
 
@@ -102,7 +102,7 @@ def example_from_constraint(constraint: SymmetryConstraint) -> Example:
     for s, d in enumerate(dofs):
         cmask[s, :d] = True
     props = np.array([np.nan if getattr(constraint, p) is None else float(getattr(constraint, p)) for p in PROPERTIES])
-    return Example(
+    return DiffusionExample(
         spacegroup=sg,
         family=FAMILIES.index(family),
         lattice_mask=lmask,
@@ -130,7 +130,7 @@ def record_properties(record: CrystalRecord) -> dict[str, float | None]:
     return out
 
 
-def example_from_record(record: CrystalRecord, with_properties: bool = True) -> Example:
+def example_from_record(record: CrystalRecord, with_properties: bool = True) -> DiffusionExample:
     """Array form of a labelled crystal, with its true free lattice and coordinates as targets."""
     from xtalagent.structure_gen.freeparams import free_variables_of_record
 
@@ -146,7 +146,7 @@ def example_from_record(record: CrystalRecord, with_properties: bool = True) -> 
     return ex
 
 
-def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
+def collate(examples: list[DiffusionExample]) -> dict[str, torch.Tensor]:
     """Flat batch: atoms, orbits, crystals and every ordered atom pair inside each cell."""
     atom_off = orbit_off = 0
     cols: dict[str, list] = {k: [] for k in ("species", "atom_orbit", "atom_crystal", "atom_A", "atom_b")}

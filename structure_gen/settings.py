@@ -42,7 +42,7 @@ class CspEvalSettings:
 
 
 @dataclass
-class TrainConfig:
+class DiffusionTrainConfig:
     """All knobs of a diffusion training run (saved in every checkpoint); defaults sized for one CPU core."""
 
     data: str = "datasets/perov_5_val.parquet"

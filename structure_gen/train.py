@@ -1,6 +1,6 @@
 """Train the symmetry-constrained diffusion model: one plain PyTorch loop (nanoGPT style).
 
-Everything configurable lives in :class:`TrainConfig` (:mod:`xtalagent.structure_gen.settings`);
+Everything configurable lives in :class:`DiffusionTrainConfig` (:mod:`xtalagent.structure_gen.settings`);
 a checkpoint (``ckpt.pt``) holds model, optimiser, step, both configs and the history, so
 ``resume=True`` continues exactly where a run stopped. ``best.pt`` is a slim copy (weights + model
 config) of the checkpoint with the best validation match rate, which is what samplers load.
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from xtalagent.errors import InputError
-from xtalagent.structure_gen.featurize import Example, collate, example_from_record
+from xtalagent.structure_gen.featurize import DiffusionExample, collate, example_from_record
 from xtalagent.structure_gen.model import CrystalDiffusion, ModelConfig, lattice_stats
-from xtalagent.structure_gen.settings import TrainConfig
+from xtalagent.structure_gen.settings import DiffusionTrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _hash_fraction(key: str) -> float:
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def load_examples(cfg: TrainConfig) -> tuple[list[Example], list, list]:
+def load_examples(cfg: DiffusionTrainConfig) -> tuple[list[DiffusionExample], list, list]:
     """Training examples, validation records and the records behind the training examples."""
     from xtalagent.data import load_records
 
@@ -61,7 +61,7 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Example], list, list]:
     return examples, [r for r in val if r.natoms <= cfg.max_atoms], train
 
 
-def build_model(cfg: TrainConfig, examples: list[Example]) -> CrystalDiffusion:
+def build_model(cfg: DiffusionTrainConfig, examples: list[DiffusionExample]) -> CrystalDiffusion:
     lat = np.stack([e.lattice for e in examples])
     mask = np.stack([e.lattice_mask for e in examples])
     mean, std = lattice_stats(lat, mask)
@@ -95,7 +95,7 @@ def load_model(path: str | Path) -> CrystalDiffusion:
     return model
 
 
-def validation_match_rate(model: CrystalDiffusion, records: list, cfg: TrainConfig, seed: int = 0) -> dict:
+def validation_match_rate(model: CrystalDiffusion, records: list, cfg: DiffusionTrainConfig, seed: int = 0) -> dict:
     """Match rate and mean RMSE of one sample per validation crystal (no retries, no filtering)."""
     from xtalagent.structure_gen.samplers import DiffusionSampler
 
@@ -117,7 +117,7 @@ def validation_match_rate(model: CrystalDiffusion, records: list, cfg: TrainConf
     }
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: DiffusionTrainConfig) -> Path:
     """Run (or resume) training; returns the path of the best slim checkpoint."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -218,13 +218,13 @@ def train(cfg: TrainConfig) -> Path:
     return out / "best.pt"
 
 
-def config_from_args(**kwargs) -> TrainConfig:
-    """A TrainConfig from keyword overrides, rejecting unknown names clearly."""
-    names = {f.name for f in fields(TrainConfig)}
+def config_from_args(**kwargs) -> DiffusionTrainConfig:
+    """A DiffusionTrainConfig from keyword overrides, rejecting unknown names clearly."""
+    names = {f.name for f in fields(DiffusionTrainConfig)}
     unknown = set(kwargs) - names
     if unknown:
         raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-    return TrainConfig(**{k: v for k, v in kwargs.items() if v is not None})
+    return DiffusionTrainConfig(**{k: v for k, v in kwargs.items() if v is not None})
 
 
 if __name__ == "__main__":  # python -m xtalagent.structure_gen.train key=value ...
@@ -232,7 +232,7 @@ if __name__ == "__main__":  # python -m xtalagent.structure_gen.train key=value 
     overrides = {}
     for arg in sys.argv[1:]:
         key, _, value = arg.partition("=")
-        typ = {f.name: f.type for f in fields(TrainConfig)}[key]
+        typ = {f.name: f.type for f in fields(DiffusionTrainConfig)}[key]
         if "bool" in str(typ):
             overrides[key] = value.lower() in ("1", "true", "yes")
         elif "int" in str(typ) and "float" not in str(typ) and "None" not in str(typ):

@@ -308,12 +308,12 @@ def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None
     """init_from loads the weights (here with lr 0, so they come out unchanged) with a fresh optimiser."""
     from xtalagent.data import load_records
     from xtalagent.structure_gen.featurize import example_from_record
-    from xtalagent.structure_gen.train import TrainConfig, load_model, save_slim, train
+    from xtalagent.structure_gen.train import DiffusionTrainConfig, load_model, save_slim, train
 
     records = [r for r in load_records(fixture_dataset) if r.natoms <= 16][:4]
     start = _tiny_model([example_from_record(r) for r in records])
     save_slim(start, tmp_path / "start.pt")
-    cfg = TrainConfig(
+    cfg = DiffusionTrainConfig(
         data=str(fixture_dataset),
         out_dir=str(tmp_path / "run"),
         init_from=str(tmp_path / "start.pt"),
@@ -325,9 +325,13 @@ def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None
         val_fraction=0.0,
     )
     with pytest.raises(InputError, match="not found"):
-        train(TrainConfig(data=str(fixture_dataset), out_dir=str(tmp_path / "x"), init_from=str(tmp_path / "no.pt")))
+        train(
+            DiffusionTrainConfig(
+                data=str(fixture_dataset), out_dir=str(tmp_path / "x"), init_from=str(tmp_path / "no.pt")
+            )
+        )
     best = load_model(train(cfg))
-    assert best.cfg.hidden == 32  # the checkpoint's architecture, not TrainConfig's default
+    assert best.cfg.hidden == 32  # the checkpoint's architecture, not DiffusionTrainConfig's default
     for (name, a), b in zip(start.state_dict().items(), best.state_dict().values()):
         assert torch.equal(a, b), name
 

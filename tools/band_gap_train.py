@@ -50,7 +50,7 @@ CHUNK = 500
 
 
 @dataclass
-class TrainConfig:
+class BandGapTrainConfig:
     data: Path = Path("../shared/data/mp/structures.csv.gz")
     output: Path = bg.DEFAULT_DIR
     matbench: Path | None = Path("../shared/data/matbench/mp_gap.csv.gz")
@@ -246,7 +246,7 @@ def member_path(cache: Path, what: str, key: str, k: int) -> Path:
 
 
 def fit_ensemble(
-    x: np.ndarray, y: np.ndarray, cfg: TrainConfig, *, what: str, key: str, seeds: list[int], **settings
+    x: np.ndarray, y: np.ndarray, cfg: BandGapTrainConfig, *, what: str, key: str, seeds: list[int], **settings
 ) -> bg.Ensemble:
     """Members with the given seeds, each cached under ``cfg.cache`` (a re-run loads finished ones)."""
     norm = normaliser(x)
@@ -267,7 +267,7 @@ def fit_ensemble(
     return bg.Ensemble(norm[0], norm[1], members)
 
 
-def fit_prior(table: pd.DataFrame, cfg: TrainConfig) -> tuple[list[bg.Ensemble], dict[str, int]]:
+def fit_prior(table: pd.DataFrame, cfg: BandGapTrainConfig) -> tuple[list[bg.Ensemble], dict[str, int]]:
     """One composition-only network per fold, each trained without its fold's formulas."""
     formulas = table.formula.unique()
     feats = {f: bg.composition_features(f) for f in formulas}
@@ -363,7 +363,7 @@ class Prepared:
     n_matbench: int
 
 
-def prepare(cfg: TrainConfig) -> Prepared:
+def prepare(cfg: BandGapTrainConfig) -> Prepared:
     rows, test_formulas = load_rows(cfg.data, keep_test_formulas=cfg.release)
     # featurised in two blocks, so the eval rows hit the same cached chunks whichever variant runs
     blocks = [featurise_rows(rows[rows.release_only == flag], cfg.cache) for flag in (False, True)]
@@ -378,7 +378,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     return Prepared(rows, chg, sc, prior_models, prior, 0 if cfg.release else len(test_formulas), n_mb)
 
 
-def head_inputs(data: Prepared, cfg: TrainConfig) -> np.ndarray:
+def head_inputs(data: Prepared, cfg: BandGapTrainConfig) -> np.ndarray:
     parts = [data.chg] if cfg.use_chgnet else []
     parts.append(data.sc)
     if cfg.use_prior:
@@ -388,7 +388,7 @@ def head_inputs(data: Prepared, cfg: TrainConfig) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def eval_meta(cfg: TrainConfig) -> dict:
+def eval_meta(cfg: BandGapTrainConfig) -> dict:
     """model.json of the eval model a release model borrows its std scale and measured figures from."""
     path = Path(cfg.eval_model) / bg.META_FILE
     if not path.is_file():
@@ -399,7 +399,7 @@ def eval_meta(cfg: TrainConfig) -> dict:
     return meta
 
 
-def train_head(data: Prepared, cfg: TrainConfig) -> tuple[bg.Ensemble, dict | None, float]:
+def train_head(data: Prepared, cfg: BandGapTrainConfig) -> tuple[bg.Ensemble, dict | None, float]:
     """Fit the head on ``cfg.splits``; val metrics and the spread's scale factor (fitted on val).
 
     A release model trains on val too: no val metrics (None), and the eval model's scale factor."""
@@ -428,7 +428,7 @@ def train_head(data: Prepared, cfg: TrainConfig) -> tuple[bg.Ensemble, dict | No
     return head, metrics(pred, raw * scale, y[val]), scale
 
 
-def mean_predictor_mae(data: Prepared, cfg: TrainConfig) -> float:
+def mean_predictor_mae(data: Prepared, cfg: BandGapTrainConfig) -> float:
     y = data.rows.band_gap.to_numpy()
     train = data.rows.split.isin(cfg.splits).to_numpy()
     val = (data.rows.split == "val").to_numpy()
@@ -459,7 +459,9 @@ def release_metrics(eval_meta_: dict) -> dict:
     }
 
 
-def save(data: Prepared, cfg: TrainConfig, head: bg.Ensemble, val: dict | None, scale: float, seconds: float) -> None:
+def save(
+    data: Prepared, cfg: BandGapTrainConfig, head: bg.Ensemble, val: dict | None, scale: float, seconds: float
+) -> None:
     """Checkpoint (half-precision weights) + model.json + README.md in ``cfg.output``."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -622,7 +624,7 @@ model in `checkpoints/band_gap/` first (its std scale and measured figures):
 """
 
 
-def sanity_check(out: Path, cfg: TrainConfig, formula: str = "TiO2") -> dict:
+def sanity_check(out: Path, cfg: BandGapTrainConfig, formula: str = "TiO2") -> dict:
     """Release and eval predictions for the known ``formula`` phases of the shipped reference set (the
     release model trained on these crystals: a check that it learnt them, not a held-out figure)."""
     from xtalagent.tools.reference_set import with_formula
@@ -671,8 +673,8 @@ def sanity_check(out: Path, cfg: TrainConfig, formula: str = "TiO2") -> dict:
 
 
 # --- entry point ----------------------------------------------------------------------------------
-def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, bool]:
-    cfg = TrainConfig()
+def parse_args(argv: list[str] | None = None) -> tuple[BandGapTrainConfig, bool]:
+    cfg = BandGapTrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m xtalagent.tools.band_gap_train", description=__doc__.split("\n")[0]
     )

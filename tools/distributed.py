@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from xtalagent.errors import InputError, XtalAgentError
 
 if TYPE_CHECKING:
-    from xtalagent.tools.screen import Candidate, StructureScreener
+    from xtalagent.tools.screen import StructureCandidate, StructureScreener
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ _held: dict[str, StructureScreener] = {}  # per worker process: the screener of 
 
 
 def screen_chunk(
-    holder: list[Any], cands: list[Candidate], threads: int
+    holder: list[Any], cands: list[StructureCandidate], threads: int
 ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     """Ray task body: screen ``cands`` with the run's screener; returns ``(id, row)`` pairs and the
     potential's provenance.
@@ -147,9 +147,9 @@ def screen_chunk(
 # --- the driver side -------------------------------------------------------------------------------
 def screen_on_ray(
     screener: StructureScreener,
-    cands: Sequence[Candidate],
+    cands: Sequence[StructureCandidate],
     *,
-    on_row: Callable[[Candidate, dict[str, Any]], None],
+    on_row: Callable[[StructureCandidate, dict[str, Any]], None],
     options: RayOptions,
 ) -> dict[str, Any] | None:
     """Screen ``cands`` on Ray; ``on_row(cand, row)`` in this process as each row comes back.
@@ -160,12 +160,12 @@ def screen_on_ray(
     cpus = max(1, options.cpus_per_worker)
     workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
     size = options.chunk_size or default_chunk_size(len(cands), workers, screener.batch_size)
-    queue: deque[list[Candidate]] = deque(list(cands[i : i + size]) for i in range(0, len(cands), size))
+    queue: deque[list[StructureCandidate]] = deque(list(cands[i : i + size]) for i in range(0, len(cands), size))
     by_id = {c.id: c for c in cands}
     task = ray.remote(screen_chunk).options(num_cpus=cpus, max_retries=MAX_RETRIES, retry_exceptions=False)
     holder = [ray.put(screener)]
     logger.info("screening %d structures on Ray: %d workers, chunks of %d", len(cands), workers, size)
-    running: dict[Any, list[Candidate]] = {}
+    running: dict[Any, list[StructureCandidate]] = {}
     provenance: dict[str, Any] | None = None
     try:
         while queue or running:
@@ -192,11 +192,11 @@ def screen_on_ray(
 
 
 def _chunk_failed(
-    chunk: list[Candidate],
+    chunk: list[StructureCandidate],
     exc: Exception,
-    queue: deque[list[Candidate]],
+    queue: deque[list[StructureCandidate]],
     screener: StructureScreener,
-    on_row: Callable[[Candidate, dict[str, Any]], None],
+    on_row: Callable[[StructureCandidate, dict[str, Any]], None],
 ) -> None:
     """A chunk failed after Ray's retries: split it, or give its one structure a failed row."""
     reason = _one_line(exc)

@@ -90,7 +90,7 @@ class ScreenSettings:
 
 
 @dataclass
-class Candidate:
+class StructureCandidate:
     id: str
     source: str
     cif_text: str = ""
@@ -128,7 +128,7 @@ def _parse_cif(text: str) -> Structure:
     return structure
 
 
-def read_candidates(source: Path | str, limit: int | None = None) -> list[Candidate]:
+def read_candidates(source: Path | str, limit: int | None = None) -> list[StructureCandidate]:
     """Candidates from a folder of CIFs, a single CIF, or a JSONL/CSV index with ``cif_path``."""
     source = Path(source)
     rows: list[dict[str, Any]]
@@ -157,7 +157,7 @@ def read_candidates(source: Path | str, limit: int | None = None) -> list[Candid
         raise InputError(f"{source}: expected a folder of CIFs, a .cif, or a .jsonl/.csv index with 'cif_path'")
     if limit is not None:
         rows = rows[:limit]
-    out: list[Candidate] = []
+    out: list[StructureCandidate] = []
     seen: dict[str, int] = {}
     for row in rows:
         path = Path(str(row["cif_path"]))
@@ -168,7 +168,7 @@ def read_candidates(source: Path | str, limit: int | None = None) -> list[Candid
             cid = f"{cid}_{seen[cid]}"
         else:
             seen[cid] = 1
-        cand = Candidate(id=cid, source=str(path))
+        cand = StructureCandidate(id=cid, source=str(path))
         group = row.get("requested_spacegroup", row.get("spacegroup"))
         if group is not None and not (isinstance(group, float) and np.isnan(group)):
             try:
@@ -190,7 +190,7 @@ def read_candidates(source: Path | str, limit: int | None = None) -> list[Candid
 
 # --- per-structure scoring ------------------------------------------------------------------------
 def _score(
-    cand: Candidate,
+    cand: StructureCandidate,
     result: relaxation.RelaxResult | None,
     potential: Potential | None,
     stability: StabilityModel | None,
@@ -275,14 +275,16 @@ class StructureScreener:
             )
         return self.potential
 
-    def run(self, cands: Sequence[Candidate], on_row: Callable[[Candidate, dict[str, Any]], None]) -> None:
+    def run(
+        self, cands: Sequence[StructureCandidate], on_row: Callable[[StructureCandidate, dict[str, Any]], None]
+    ) -> None:
         """Relax (or single-point) ``cands`` in batches; ``on_row(cand, row)`` as each one finishes.
 
         A candidate with ``error`` set (unreadable CIF, failed pre-relaxation) gets its failed row
         without being relaxed.
         """
         settings, potential = self.settings, self.loaded_potential()
-        runnable: list[Candidate] = []
+        runnable: list[StructureCandidate] = []
         for cand in cands:
             if cand.error or cand.structure is None:
                 on_row(cand, self.row(cand, None, cand.error or "no structure"))
@@ -310,7 +312,9 @@ class StructureScreener:
                         res.status, res.failure = "failed", ev.error or "non-finite energy or forces (NaN/inf)"
                     on_row(runnable[i0 + j], self.row(runnable[i0 + j], res))
 
-    def row(self, cand: Candidate, result: relaxation.RelaxResult | None, failure: str | None = None) -> dict[str, Any]:
+    def row(
+        self, cand: StructureCandidate, result: relaxation.RelaxResult | None, failure: str | None = None
+    ) -> dict[str, Any]:
         """One summary row (without batch-level flags): energies, checks, stability, band gap."""
         row = _score(cand, result, self.potential, self.stability, self.settings, failure)
         if self.band_gap_model is not None and row.get("final_structure"):
@@ -322,7 +326,7 @@ def _cache_path(out: Path, cid: str) -> Path:
     return out / "cache" / f"{cid}.json"
 
 
-def _load_cached(out: Path, cand: Candidate, key: str) -> dict[str, Any] | None:
+def _load_cached(out: Path, cand: StructureCandidate, key: str) -> dict[str, Any] | None:
     path = _cache_path(out, cand.id)
     if not path.is_file():
         return None
@@ -335,7 +339,7 @@ def _load_cached(out: Path, cand: Candidate, key: str) -> dict[str, Any] | None:
     return data["row"]
 
 
-def _save(out: Path, cand: Candidate, key: str, row: dict[str, Any]) -> None:
+def _save(out: Path, cand: StructureCandidate, key: str, row: dict[str, Any]) -> None:
     write_json_atomic(
         _cache_path(out, cand.id), {"settings_key": key, "input_hash": cand.input_hash, "row": _jsonable(row)}
     )
@@ -354,7 +358,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 # --- the stage ------------------------------------------------------------------------------------
 def screen(
-    source: Path | str | Sequence[Candidate],
+    source: Path | str | Sequence[StructureCandidate],
     out: Path | str,
     *,
     potential: str | Potential = "auto",
@@ -424,7 +428,7 @@ def screen(
     )
     key = settings.key()
     rows: dict[str, dict[str, Any]] = {}
-    todo: list[Candidate] = []
+    todo: list[StructureCandidate] = []
     for cand in cands:
         cached = _load_cached(out, cand, key)
         if cached is not None:
@@ -443,7 +447,7 @@ def screen(
     )
     prerelaxed: dict[str, dict[str, Any]] = {}  # id -> what the pre-relaxation hook reported
 
-    def finish(cand: Candidate, row: dict[str, Any]) -> None:
+    def finish(cand: StructureCandidate, row: dict[str, Any]) -> None:
         """Called in this process for every finished structure, wherever it was relaxed: saved at once."""
         row = row | prerelaxed.get(cand.id, {})
         _save(out, cand, key, row)
@@ -489,8 +493,8 @@ def screen(
 
 
 def _prerelaxed(
-    cand: Candidate, hook: Callable[[Structure], Structure], outcomes: dict[str, dict[str, Any]]
-) -> Candidate:
+    cand: StructureCandidate, hook: Callable[[Structure], Structure], outcomes: dict[str, dict[str, Any]]
+) -> StructureCandidate:
     """``cand`` with its pre-relaxed structure (or its failure as ``error``); the hook's report of
     each structure goes to ``outcomes``."""
     if cand.error or cand.structure is None:

@@ -72,13 +72,13 @@ def bench_ehull(
     from xtalagent.symmetry import detect_spacegroup
     from xtalagent.tools.hull import ReferenceHull
     from xtalagent.tools.potentials import limit_threads
-    from xtalagent.tools.screen import Candidate, screen
+    from xtalagent.tools.screen import StructureCandidate, screen
 
     limit_threads(1)
     frame = _mp({split}, table)
     frame = seeded_rows(frame[(frame["source"] == "mp20") & frame["e_above_hull"].notna()], n, seed)
     cands = [
-        Candidate(id=r.material_id, source="mp", cif_text=r.cif, structure=_structure(r.cif))
+        StructureCandidate(id=r.material_id, source="mp", cif_text=r.cif, structure=_structure(r.cif))
         for r in frame.itertuples()
     ]
     for c in cands:
