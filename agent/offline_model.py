@@ -94,7 +94,7 @@ class OfflineDesignModel(BaseChatModel):
                     + " Say what to change (composition, targets, symmetry, size) or ask for more candidates."
                 )
             steps = list(MORE_STEPS)
-            args = [{"n": request.n_candidates}, {}, {}]
+            args: list[dict[str, Any]] = [{"n": request.n_candidates}, {}, {}]
         else:
             steps = list(DESIGN_STEPS)
             args = [{"request": request.model_dump(exclude_defaults=True)}, {"n": request.n_candidates}, {}, {}]
@@ -118,6 +118,7 @@ class OfflineDesignModel(BaseChatModel):
         req = parsed.request if parsed.request is not None and parsed.request.has_composition() else previous
         if req is None:
             return AIMessage(content="Which formula or elements should I look up?")
+        args: dict[str, Any]
         if req.formula or req.composition:
             args = {"formula": req.formula or req.composition}
         else:
@@ -151,7 +152,7 @@ def _same_but_count(a: DesignRequest, b: DesignRequest) -> bool:
 
 def _payload(msg: ToolMessage) -> dict[str, Any]:
     try:
-        data = json.loads(msg.content)
+        data = json.loads(msg.content)  # type: ignore[arg-type]  # a list content is caught below
     except (TypeError, json.JSONDecodeError):
         return {"error": str(msg.content)}
     return data if isinstance(data, dict) else {"result": data}

@@ -9,7 +9,8 @@ message (``run_tool_call``), never as an exception out of the agent.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import StructuredTool
@@ -71,7 +72,7 @@ def build_tools(session: DesignSession) -> list[StructuredTool]:
     def explain_candidate(candidate: str) -> dict[str, Any]:
         return session.explain_candidate(candidate)
 
-    specs = [
+    specs: list[tuple[Any, ...]] = [  # (function, argument schema[, tool name])
         (propose_constraints, ProposeConstraintsArgs),
         (generate_structures, GenerateArgs),
         (lambda: session.prerelax_structures(), NoArgs, "prerelax_structures"),
@@ -102,13 +103,13 @@ def run_tool_call(tools: dict[str, StructuredTool], call: dict[str, Any]) -> Too
     if not isinstance(args, dict):
         return error("arguments must be a JSON object")
     try:
-        parsed = tool.args_schema.model_validate(args)
+        parsed = cast(type[BaseModel], tool.args_schema).model_validate(args)  # build_tools gives pydantic schemas
     except ValidationError as exc:
         return error(f"invalid arguments: {validation_message(exc)}")
     except XtalAgentError as exc:
         return error(f"invalid arguments: {exc}")
     try:
-        result = tool.func(**{k: getattr(parsed, k) for k in type(parsed).model_fields})
+        result = cast(Callable[..., Any], tool.func)(**{k: getattr(parsed, k) for k in type(parsed).model_fields})
     except (XtalAgentError, ValidationError) as exc:
         text = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
         return error(text)

@@ -198,9 +198,9 @@ class WebChat:
                     steps[call.get("id") or str(len(steps))] = step
                     shown.append(step)
             elif isinstance(m, ToolMessage):
-                step = steps.get(m.tool_call_id)
-                if step is not None:
-                    self._finish(step, {"content": m.content, "status": m.status})
+                called = steps.get(m.tool_call_id)
+                if called is not None:
+                    self._finish(called, {"content": m.content, "status": m.status})
             elif isinstance(m, AIMessage):
                 shown.append({"role": "assistant", "content": str(m.content)})
         return shown

@@ -118,7 +118,7 @@ def wyckoff_info(spacegroup: int, label: str) -> WyckoffInfo:
                     f"letter {letter} has multiplicity {info.multiplicity} there"
                 )
             return info
-    valid = ", ".join(sorted(table, key=lambda s: _LABEL.match(s).group(2)))
+    valid = ", ".join(sorted(table, key=lambda s: _LABEL.match(s).group(2)))  # type: ignore[union-attr]
     raise InputError(f"Wyckoff position {text!r} does not exist in space group {spacegroup} (valid: {valid})")
 
 
@@ -166,7 +166,8 @@ def label_structure(structure: Structure, symprec: float = config.SYMPREC) -> Sy
         label = site.wp.get_label()
         if label not in table:  # non-standard setting; should not happen after from_seed
             raise InputError(f"symmetry search returned non-standard Wyckoff label {label} in group {number}")
-        pos = tuple(float(v) for v in site.position)
+        x, y, z = (float(v) for v in site.position)
+        pos = (x, y, z)
         free = tuple(float(v) for v in site.wp.get_free_xyzs(site.position))
         sites.append(LabelledSite(str(site.specie), table[label], pos, free))
     a, b, c, alpha, beta, gamma = (float(v) for v in crystal.lattice.get_para(degree=True))

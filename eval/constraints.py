@@ -139,8 +139,10 @@ def request_for(record: CrystalRecord, pattern: str, prop: str) -> dict | None:
         request["formation_energy"] = formation_energy
     elements, counts = composition_of(record, pattern)
     if pattern == "formula":
+        assert counts is not None, "the formula pattern shows counts"
         request["formula"] = "".join(f"{e}{n}" for e, n in zip(elements, counts))
     elif pattern == "composition":
+        assert counts is not None, "the composition pattern shows counts"
         request["composition"] = "".join(f"{e}{n}" for e, n in zip(elements, counts))
         request["max_atoms"] = max(20, record.natoms)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from xtalagent.data import load_records
@@ -20,8 +21,8 @@ def run_constraint_eval(
     output: Path = Path("eval-constraints"),
     *,
     limit: int | None = None,
-    patterns: list[str] = ("formula", "elements", "composition"),
-    properties: list[str] = ("band_gap", "formation_energy", "none"),
+    patterns: Sequence[str] = ("formula", "elements", "composition"),
+    properties: Sequence[str] = ("band_gap", "formation_energy", "none"),
     top_k: int = 5,
     model: Path | None = None,
     endpoint: str | None = None,

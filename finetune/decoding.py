@@ -59,7 +59,8 @@ def rank_spacegroups(
     if temperature <= 0:
         return ranked[:k]
     rng = rng or random.Random(0)
-    pool, picked = list(ranked), []
+    pool: list[tuple[int, float]] = list(ranked)
+    picked: list[tuple[int, float]] = []
     while pool and len(picked) < k:
         picked.append(pool.pop(_softmax_sample([s for _, s in pool], temperature, rng)))
     return picked
@@ -91,7 +92,10 @@ def rank_sites(
     active: list[tuple[State, float]] = [(State.empty(len(ctx.elements)), 0.0)]
     finished: list[tuple[State, float]] = []
     for _ in range(max_steps):
-        texts, ends, parents, children = [], [], [], []
+        texts: list[str] = []
+        ends: list[bool] = []
+        parents: list[State] = []
+        children: list[State | None] = []  # None: the parent's answer ends here
         for state, _score in active:
             prefix = _text(spacegroup, ctx, state)
             if state.sites and target.can_end(spacegroup, state):
@@ -108,12 +112,12 @@ def rank_sites(
         if not texts:
             break
         scores = scorer.score("wyckoff", prompt, texts, ends)
-        next_active = []
-        for parent, child, score in zip(parents, children, scores):
-            if child is None:
+        next_active: list[tuple[State, float]] = []
+        for parent, grown, score in zip(parents, children, scores):
+            if grown is None:
                 finished.append((parent, score))
             else:
-                next_active.append((child, score))
+                next_active.append((grown, score))
         finished.sort(key=lambda s: -s[1])
         finished = finished[:k]
         floor = finished[-1][1] if len(finished) >= k else -math.inf

@@ -66,7 +66,7 @@ def site_completion(record: CrystalRecord, elements: tuple[str, ...]) -> str:
 def property_variants(
     band_gap: float | None, formation_energy: float | None
 ) -> list[tuple[float | None, float | None]]:
-    variants = [(None, None)]
+    variants: list[tuple[float | None, float | None]] = [(None, None)]
     if band_gap is not None:
         variants.append((band_gap, None))
     if formation_energy is not None:

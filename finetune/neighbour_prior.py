@@ -163,7 +163,7 @@ def _entry(formula: str, group: int, sites: str, band_gap=None, formation_energy
 
 def _site_pairs(sites: str) -> list[tuple[str, str]]:
     """(element, Wyckoff label) pairs of an entry's site string, "Sc:2c Ni:6h"."""
-    return [tuple(x.split(":")) for x in sites.split()]
+    return [(el, label) for el, label in (x.split(":") for x in sites.split())]
 
 
 class NeighbourPrior:
@@ -263,7 +263,7 @@ class NeighbourPrior:
         """L1 distance of every known crystal to the request: fractions (+ cell size), or element sets."""
         if pattern == "elements" or counts is None:
             query = np.zeros(self.presence.shape[1], dtype=np.float32)
-            extra = sum(el not in self.column for el in elements)  # elements no known crystal has
+            extra: float = sum(el not in self.column for el in elements)  # elements no known crystal has
             for el in elements:
                 if el in self.column:
                     query[self.column[el]] = 1.0

@@ -62,6 +62,7 @@ def load_predictor(
     that no measurement can see a held-out crystal by accident, keeps the training crystals only.
     """
     folder = Path(model or default_model_dir())
+    scorer: Scorer
     if endpoint:
         if not folder.is_dir():
             raise XtalAgentError(f"{folder}: no such model folder (give --model the folder the endpoint serves)")
@@ -221,6 +222,7 @@ class ConstraintPredictor:
         ``(share + floor) ** weight``, its share of the chemically closest known crystals (the
         prior's ``ratios`` part, :meth:`NeighbourPrior.ratio_shares`), and renormalised. Without a
         prior or with that part off: the classifier's own ranking."""
+        assert self.ratios is not None, "likely ratios need the ratio classifier"
         k = self.weights.ratio_candidates if k is None else k
         settings = self.prior.settings.get(ctx.pattern) if self.prior else None
         part = settings.ratios if settings else None
@@ -229,6 +231,7 @@ class ConstraintPredictor:
         pool = self.ratios.ratios(
             ctx.elements, ctx.band_gap, ctx.formation_energy, max_atoms, max(k, self.weights.ratio_pool)
         )
+        assert self.prior is not None  # the part came from it
         share = self.prior.ratio_shares(ctx.elements, part, ctx.band_gap, ctx.formation_energy)
         known = [share.get(ratio_key(dict(zip(ctx.elements, counts))), 0.0) for counts, _ in pool]
         return weigh_ratios(pool, known, part.weight, part.floor)[:k]
@@ -267,6 +270,7 @@ class ConstraintPredictor:
         part = self.prior.settings[ctx.pattern].sites if self.prior and ctx.pattern in self.prior.settings else None
         if part is None or part.weight == 0:
             return ranked
+        assert self.prior is not None  # the part came from it
 
         def fits(sites) -> bool:
             return fitting_state(target, spacegroup, sites, ctx.elements) is not None

@@ -130,7 +130,7 @@ class ConstraintRequest(BaseModel):
     def target(self) -> Target:
         """The composition target the decoder must satisfy."""
         if self.pattern is Pattern.ELEMENTS:
-            return FreeCounts(electronegativity_order(self.elements), self.max_atoms)
+            return FreeCounts(electronegativity_order(list(self.elements or ())), self.max_atoms)
         if self.formula is not None:
             counts = counts_of(self.formula, "formula")
         else:

@@ -342,7 +342,7 @@ def _cache_argument(model) -> str:
     ``past_key_values`` warns on every call), ``past_key_values`` before. A peft wrapper passes
     either on to the model it wraps, so that model's signature decides."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return _cache_argument_of(type(inner))
+    return _cache_argument_of(type(inner))  # type: ignore[arg-type]  # classes are hashable
 
 
 @functools.cache
@@ -370,7 +370,7 @@ def _make_cache(keys: list, values: list):
     try:
         return DynamicCache(ddp_cache_data=list(zip(keys, values)))
     except TypeError:  # transformers 4.x
-        return DynamicCache.from_legacy_cache(tuple(zip(keys, values)))
+        return DynamicCache.from_legacy_cache(tuple(zip(keys, values)))  # type: ignore[attr-defined]  # 4.x only
 
 
 @dataclass

@@ -163,7 +163,7 @@ def pretrain_base(
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, eval_dataset=eval_data, processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=_last_checkpoint(out_dir / "run"))
     final = out_dir / "base"
-    _finalise([trainer.model.save_pretrained, tokenizer.save_pretrained], final)
+    _finalise([trainer.model.save_pretrained, tokenizer.save_pretrained], final)  # type: ignore[union-attr]
     return final
 
 
@@ -239,7 +239,7 @@ def train_adapter(
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=_last_checkpoint(out_dir / f"run-{stage}"))
     final = out_dir / stage
-    _finalise([trainer.model.save_pretrained], final)
+    _finalise([trainer.model.save_pretrained], final)  # type: ignore[union-attr]
     (final / "training.json").write_text(
         json.dumps(
             {
@@ -268,6 +268,7 @@ def stage_accuracy(stage: str, model, tokenizer, records: list[CrystalRecord]) -
     hits = 0
     for record in records:
         elements, counts = composition_of(record, "formula")
+        assert counts is not None  # the formula pattern shows the cell's counts
         gap, eform = record_properties(record)
         ctx = Context("formula", elements, counts, gap, eform)
         target = ExactCounts(elements, counts)
@@ -275,9 +276,9 @@ def stage_accuracy(stage: str, model, tokenizer, records: list[CrystalRecord]) -
             best = rank_spacegroups(scorer, ctx, feasible_groups(target), 1)
             hits += bool(best) and best[0][0] == record.spacegroup
         else:
-            best = rank_sites(scorer, ctx, target, record.spacegroup, 1)
+            site_lists = rank_sites(scorer, ctx, target, record.spacegroup, 1)
             truth = canonical_sites(record.spacegroup, [(s.element, s.wyckoff) for s in record.sites], elements)
-            hits += bool(best) and site_labels(record.spacegroup, best[0][0], elements) == truth
+            hits += bool(site_lists) and site_labels(record.spacegroup, site_lists[0][0], elements) == truth
     if was_training:
         model.train()
     return hits / max(1, len(records))

@@ -26,9 +26,11 @@ def template(name: str) -> str:
 def describe_composition(pattern: str, elements: tuple[str, ...], counts: tuple[int, ...] | None) -> str:
     """One sentence on the composition, by request pattern."""
     if pattern == "formula":
+        assert counts is not None, "the formula pattern shows counts"
         formula = "".join(f"{el}{n}" for el, n in zip(elements, counts))
         return f"The conventional cell contains exactly {formula}."
     if pattern == "composition":
+        assert counts is not None, "the composition pattern shows counts"
         formula = "".join(f"{el}{n}" for el, n in zip(elements, counts))
         return f"The composition ratio is {formula}; choose the number of formula units in the cell."
     if pattern == "elements":

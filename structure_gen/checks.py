@@ -86,13 +86,13 @@ def detect_sites(structure, symprec: float = config.CHECK_SYMPREC) -> tuple[int,
         [site.specie.Z for site in structure],
     )
     try:
-        data = spglib.get_symmetry_dataset(cell, symprec=symprec)
+        data = spglib.get_symmetry_dataset(cell, symprec=symprec)  # type: ignore[arg-type]  # arrays are fine
     except spglib.error.SpglibError:  # e.g. "too close distance between atoms": no group, a failed check
         return 0, []
     if data is None:
         return 0, []
     species = [site.specie.symbol for site in structure]
-    orbits = {}
+    orbits: dict[int, tuple[str, str]] = {}
     for i, rep in enumerate(data.equivalent_atoms):
         orbits.setdefault(int(rep), (species[i], str(data.wyckoffs[i])))
     return int(data.number), list(orbits.values())

@@ -88,6 +88,7 @@ def eval_csp(
         for res in mine:
             first_ok += res.attempts == 1 and res.ok
             if res.ok:
+                assert res.check is not None  # an ok result was checked
                 returned += 1
                 sym_ok += bool(res.check.sites_match and res.check.spacegroup == rec.spacegroup)
                 dists.append(rms_distance(res.structure, truth, sm))

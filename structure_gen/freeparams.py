@@ -15,6 +15,7 @@ model push per-atom scores back onto the free variables (``A_k^T``) without pyxt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -56,7 +57,7 @@ def fixed_angles(spacegroup: int) -> tuple[float, float, float]:
     return (90.0, 90.0, 120.0) if lattice_family(spacegroup) == "hexagonal" else (90.0, 90.0, 90.0)
 
 
-def project_lattice(spacegroup: int, lattice: tuple[float, ...] | np.ndarray) -> np.ndarray:
+def project_lattice(spacegroup: int, lattice: Sequence[float] | np.ndarray) -> np.ndarray:
     """Nearest lattice (a, b, c, α, β, γ) of the group's family: tie lengths, fix angles.
 
     Tied lengths are replaced by their geometric mean, so an almost-tetragonal cell becomes the

@@ -158,7 +158,7 @@ def write_results(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for res in results:
         entry = entries[res.constraint_index]
         c = entry.constraint

@@ -93,6 +93,8 @@ class SinusoidalTime(nn.Module):
 class GaussianRBF(nn.Module):
     """Gaussian radial basis expansion of a scalar property (CrystalGF's property embedding)."""
 
+    centres: torch.Tensor  # buffers, declared so type checkers know them from sub-modules
+
     def __init__(self, low: float, high: float, n: int) -> None:
         super().__init__()
         self.register_buffer("centres", torch.linspace(low, high, n))
@@ -138,6 +140,8 @@ class MessageLayer(nn.Module):
 
 class Denoiser(nn.Module):
     """Predicts lattice noise and the normalised free-coordinate score of a noisy crystal."""
+
+    freqs: torch.Tensor  # buffer
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -203,6 +207,15 @@ class Denoiser(nn.Module):
 
 class CrystalDiffusion(nn.Module):
     """Denoiser + schedules: the training loss and the predictor-corrector sampler."""
+
+    # buffers (move with .to(), saved in the state dict), declared so type checkers know them
+    betas: torch.Tensor
+    alphas: torch.Tensor
+    alphas_bar: torch.Tensor
+    sigmas: torch.Tensor
+    sigma_norms: torch.Tensor
+    lat_mean: torch.Tensor
+    lat_std: torch.Tensor
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

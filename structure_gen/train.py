@@ -62,7 +62,7 @@ def load_examples(cfg: DiffusionTrainConfig) -> tuple[list[DiffusionExample], li
 
 
 def build_model(cfg: DiffusionTrainConfig, examples: list[DiffusionExample]) -> CrystalDiffusion:
-    lat = np.stack([e.lattice for e in examples])
+    lat = np.stack([e.lattice for e in examples])  # type: ignore[misc]  # training examples carry their lattice
     mask = np.stack([e.lattice_mask for e in examples])
     mean, std = lattice_stats(lat, mask)
     mcfg = ModelConfig(
@@ -229,7 +229,7 @@ def config_from_args(**kwargs) -> DiffusionTrainConfig:
 
 if __name__ == "__main__":  # python -m xtalagent.structure_gen.train key=value ...
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # progress lines, as the CLI shows them
-    overrides = {}
+    overrides: dict[str, object] = {}
     for arg in sys.argv[1:]:
         key, _, value = arg.partition("=")
         typ = {f.name: f.type for f in fields(DiffusionTrainConfig)}[key]

@@ -35,6 +35,7 @@ import warnings
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,13 +86,14 @@ class BandGapTrainConfig:
     extra: dict = field(default_factory=dict)
 
     def head_key(self) -> str:
-        keys = ("splits", "mode", "use_prior", "use_chgnet", "hidden", "layers", "dropout", "epochs")
+        keys: tuple[str, ...] = ("splits", "mode", "use_prior", "use_chgnet", "hidden", "layers", "dropout", "epochs")
         keys += ("batch_size", "lr", "weight_decay", "seed")
         text = json.dumps({k: getattr(self, k) for k in keys}, default=str, sort_keys=True)
         return hashlib.sha1((text + self.prior_key()).encode()).hexdigest()[:10]
 
     def prior_key(self) -> str:
-        keys = ("prior_hidden", "prior_layers", "prior_epochs", "prior_folds", "prior_batch_size", "seed")
+        keys: tuple[str, ...] = ("prior_hidden", "prior_layers", "prior_epochs", "prior_folds", "prior_batch_size")
+        keys += ("seed",)
         keys += ("release",) if self.release else ()  # the eval keys (and cached eval files) stay as they were
         return hashlib.sha1(json.dumps({k: getattr(self, k) for k in keys}).encode()).hexdigest()[:10]
 
@@ -465,7 +467,7 @@ def save(
     """Checkpoint (half-precision weights) + model.json + README.md in ``cfg.output``."""
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    prior = merge_prior(data.prior_models) if cfg.use_prior else None
+    prior = merge_prior(data.prior_models) if cfg.use_prior and data.prior_models is not None else None
     state = {"head": head.state(), "prior": None}
     if prior is not None:
         state["prior"] = prior.state()
@@ -477,7 +479,7 @@ def save(
         old = release_metrics(eval_meta(cfg))
     elif (out / bg.META_FILE).is_file():
         old = json.loads((out / bg.META_FILE).read_text()).get("metrics", {})
-    meta = {
+    meta: dict[str, Any] = {
         "name": NAME if cfg.use_prior else NAME.replace(" + composition prior", ""),
         "variant": "release" if cfg.release else "eval",
         "layout": bg.LAYOUT,
@@ -659,17 +661,17 @@ def sanity_check(out: Path, cfg: BandGapTrainConfig, formula: str = "TiO2") -> d
         "relaxation). The release model trained on them, so this only shows it learnt them; the eval model "
         "never saw the formula."
     )
-    out = {"formula": formula, "note": note, "rows": rows}
+    result: dict[str, Any] = {"formula": formula, "note": note, "rows": rows}
     if extra:
         r, e = rel[-1], ev[-1]
-        out["rutile"] = {
+        result["rutile"] = {
             "source": "tests/fixtures/cifs/rutile_TiO2.cif",
             "release": round(r.band_gap, 3),
             "release_std": round(r.band_gap_std, 3),
             "eval": round(e.band_gap, 3),
             "eval_std": round(e.band_gap_std, 3),
         }
-    return out
+    return result
 
 
 # --- entry point ----------------------------------------------------------------------------------
@@ -736,14 +738,14 @@ def main(argv: list[str] | None = None) -> None:
     data = prepare(cfg)
     logger.info("prepared in %.0f s", time.perf_counter() - t0)
     if compare:
-        table = {"mean_predictor_val_mae": mean_predictor_mae(data, cfg)}
+        table: dict[str, Any] = {"mean_predictor_val_mae": mean_predictor_mae(data, cfg)}
         for name, override in VARIANTS.items():
             if override.get("use_prior") and data.prior is None:
                 continue
             variant = dataclasses.replace(cfg, **override)
             t1 = time.perf_counter()
             _, val, scale = train_head(data, variant)
-            table[name] = {**val, "std_scale": scale, "seconds": round(time.perf_counter() - t1, 1)}
+            table[name] = {**(val or {}), "std_scale": scale, "seconds": round(time.perf_counter() - t1, 1)}
             logger.info("%s: %s", name, json.dumps(table[name]))
         write_json_atomic(cfg.cache / "variants.json", table)
         return

@@ -146,6 +146,7 @@ class ReferenceHull:
         pd_ = self.diagram(_chemsys(comp))
         entry = PDEntry(comp, e_form * comp.num_atoms, name="candidate")
         _, e_hull = pd_.get_decomp_and_e_above_hull(entry, allow_negative=True)
+        assert e_hull is not None  # pymatgen raises rather than return None (on_error="raise")
         return float(e_hull)
 
     def hull_energy(self, composition: Composition | str) -> float:

@@ -347,7 +347,7 @@ def keeps_symmetry(structure: Structure, spacegroup: int, tol: float | None = No
 def _minimizers(max_steps: int | None) -> list[tuple[str, int]]:
     """LEGO-xtal's stages, scaled so their iterations add up to ``max_steps``."""
     if max_steps is None:
-        return [tuple(m) for m in LEGO_MINIMIZERS]
+        return list(LEGO_MINIMIZERS)
     if max_steps < 1:
         raise InputError(f"max_steps must be at least 1, got {max_steps}")
     total = sum(n for _, n in LEGO_MINIMIZERS)
@@ -493,6 +493,7 @@ def _run(
         result.evaluations = budget.used
         x1 = np.array(relaxed.get_1d_rep_x(), dtype=float)
         result.distance_after = float(calculate_S(x1.copy(), relaxed.copy(), refs, calc))
+        assert result.distance_threshold is not None  # set from the reference above
         result.distance_reached = result.distance_after <= result.distance_threshold
         structure = relaxed.to_pymatgen()
         result.spacegroup_after = int(relaxed.group.number)
@@ -584,13 +585,13 @@ def structure_hook(reference: Any = None, **kwargs: Any):
     from pymatgen.core import Structure
 
     def hook(structure: Structure) -> Structure:
-        hook.last_result = None
+        hook.last_result = None  # type: ignore[attr-defined]
         result = prerelax(structure, reference=reference, **kwargs)
-        hook.last_result = result  # read by screen() to report "reached" per structure
+        hook.last_result = result  # type: ignore[attr-defined]  # read by screen() to report "reached"
         if result.failure or not result.cif:
             return structure
         return Structure.from_str(result.cif, fmt="cif")
 
-    hook.last_result = None
+    hook.last_result = None  # type: ignore[attr-defined]
     hook.__qualname__ = f"lego_prerelax(reference={reference!s})"
     return hook

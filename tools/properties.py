@@ -79,7 +79,7 @@ def read_items(source: Path) -> list[tuple[str, str | None, str | None]]:
     if column is None:
         raise InputError(f"{source}: needs a 'cif' or 'cif_path' column; found {', '.join(map(str, frame.columns))}")
     id_column = next((c for c in ("id", "material_id", "name") if c in frame), None)
-    items = []
+    items: list[tuple[str, str | None, str | None]] = []
     for i, row in enumerate(frame.itertuples(index=False)):
         ident = str(getattr(row, id_column)) if id_column else str(i)
         value = getattr(row, column)

@@ -144,7 +144,7 @@ class _FrechetCellFilter(FrechetCellFilter):
 class _Job:
     result: RelaxResult
     atoms: Atoms
-    optimizable: object
+    optimizable: Atoms | FrechetCellFilter
     opt: Optimizer
     start: float = field(default_factory=time.perf_counter)
 
@@ -160,7 +160,7 @@ def _prepare(
             warnings.simplefilter("ignore")
             atoms.set_constraint(FixSymmetry(atoms, symprec=symprec))
     optimizable = _FrechetCellFilter(atoms) if relax_cell else atoms
-    opt = optimizer(optimizable, logfile=None)
+    opt = optimizer(optimizable, logfile=None)  # type: ignore[arg-type]  # ASE optimizers take filters
     return _Job(RelaxResult(index, atoms), atoms, optimizable, opt)
 
 
@@ -238,6 +238,7 @@ def relax_batch(
             if not ev.finite:
                 finish(job, "failed", "non-finite energy, forces or stress (NaN/inf)")
                 continue
+            assert ev.forces is not None  # finite, so evaluated
             reason = _runaway(job.atoms, ev.energy, ev.forces)
             if reason:
                 res.energy = ev.energy

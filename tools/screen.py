@@ -290,7 +290,7 @@ class StructureScreener:
                 on_row(cand, self.row(cand, None, cand.error or "no structure"))
             else:
                 runnable.append(cand)
-        atoms = [AseAtomsAdaptor.get_atoms(c.structure) for c in runnable]
+        atoms = [AseAtomsAdaptor.get_atoms(c.structure) for c in runnable]  # type: ignore[arg-type]  # all parsed
         if runnable and settings.relax:
             relaxation.relax_batch(
                 atoms,
