@@ -156,8 +156,13 @@ def constraints_predict(
     variant: Annotated[
         str, typer.Option(help="release: the prior hears every known crystal; eval: the train split only")
     ] = "release",
+    timeout: Annotated[float, typer.Option(min=1, help="seconds per call to --endpoint")] = 300.0,
 ) -> None:
-    """Predict space group and Wyckoff sites for each request of a JSONL file."""
+    """Predict space group and Wyckoff sites for each request of a JSONL file.
+
+    With --endpoint, --model names the folder the server serves (default: the embedded model, as
+    'xtalagent serve' does): its tokenizer and voters are used here, so the answers match in process.
+    """
     from rich.progress import track
 
     from xtalagent.finetune.predictor import duplicate_ids, load_predictor, read_request_lines
@@ -172,7 +177,8 @@ def constraints_predict(
     check_output_file(output)
     replaced = output.exists()
     with exclusive_output(output):
-        predictor = load_predictor(model, endpoint, use_prior=prior, variant=variant)
+        scoring = {"timeout": timeout} if endpoint else {}
+        predictor = load_predictor(model, endpoint, use_prior=prior, variant=variant, **scoring)
         n_errors = 0
         with atomic_path(output) as tmp, open(tmp, "w") as handle:
             for item in track(items, description="predicting", console=console):
@@ -736,18 +742,38 @@ def web(
     serve_web(output=output, host=host, port=port, endpoint=endpoint, model=model, settings=design, announce=out.print)
 
 
-@app.command("serve")
+@app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def serve(
+    ctx: typer.Context,
     model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port, 1-65535")] = 8000,
+    vllm_python: Annotated[
+        str | None,
+        typer.Option(
+            envvar="XTALAGENT_VLLM_PYTHON",
+            help="Python with vLLM (default: the virtualenv of install_vllm.sh if present, else this one)",
+        ),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="float32 gives the in-process scores; bfloat16 halves memory")] = "float32",
+    max_model_len: Annotated[int | None, typer.Option(help="context (default: the model's, at most 2048)")] = None,
+    ready_timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the vLLM command instead of running it")] = False,
 ) -> None:
-    """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA)."""
-    from xtalagent.finetune.serve import serve as start
+    """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA).
 
-    command = start(model_dir=model or config.CONSTRAINT_MODEL_DIR, host=host, port=port, dry_run=dry_run)
-    out.print(" ".join(command))
+    Flags after the options go to vLLM unchanged and replace serve's own (e.g. --max-num-seqs 64).
+    """
+    from xtalagent.finetune.serve import serve as start
+    from xtalagent.finetune.serve import vllm_command
+    from xtalagent.finetune.serve import vllm_python as python_for_vllm
+
+    options = {"host": host, "port": port, "dtype": dtype, "max_model_len": max_model_len, "extra": list(ctx.args)}
+    folder = model or config.CONSTRAINT_MODEL_DIR
+    if dry_run:
+        out.print(" ".join(vllm_command(folder, python=python_for_vllm(vllm_python), **options)))
+        return
+    raise typer.Exit(start(folder, python=vllm_python, ready_timeout=ready_timeout, announce=out.print, **options))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,11 +22,12 @@ from xtalagent import config
 from xtalagent.composition import format_counts
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.finetune.decoding import Context, fitting_state, rank_sites, rank_spacegroups, score_states
+from xtalagent.finetune.endpoint_scorer import EndpointScorer
 from xtalagent.finetune.group_classifier import CLASSIFIER_FILE, GroupClassifier, load_classifier
 from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_prior
 from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier, ratio_key
 from xtalagent.finetune.requests import ConstraintCandidate, ConstraintRequest, Pattern, Prediction
-from xtalagent.finetune.scorers import EndpointScorer, LocalScorer, Scorer
+from xtalagent.finetune.scorers import LocalScorer, Scorer
 from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
 from xtalagent.io import json_lines

@@ -8,9 +8,8 @@ pieces of an answer and asks a scorer how likely each is. Two implementations of
   no adapter switching: about a third of the time of a request on the embedded model); a large one
   keeps one copy and switches adapters per stage. The prompt is run once and its KV cache shared
   by all candidate continuations.
-* :class:`EndpointScorer` — an OpenAI-compatible completions endpoint (vLLM serving the base
-  model with both adapters as ``--lora-modules sg=... wyckoff=...``); it scores with
-  ``echo=True`` + ``logprobs``, which returns the log-probability of every prompt token.
+* :class:`~xtalagent.finetune.endpoint_scorer.EndpointScorer` — vLLM's OpenAI-compatible
+  completions endpoint serving the base model with both adapters (``xtalagent serve``).
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +65,29 @@ def leading_special_ids(tokenizer) -> list[int]:
         if marked[start : start + len(plain)] == plain:
             return marked[:start]
     return []
+
+
+def continuation_ids(
+    tokenizer, prompt: str, prompt_ids: list[int], continuations: list[str], whitespace_splits: bool
+) -> list[list[int]]:
+    """Token ids of each continuation as the model reads it after ``prompt``.
+
+    Tokenised alone where whitespace at the boundary keeps the tokenizer from merging across it
+    (``whitespace_splits``, see :func:`splits_at_whitespace`); otherwise together with the prompt,
+    and alone only where the prompt's own tokens then come first. Shared by both scorers so that
+    the endpoint scores exactly the tokens the local model scores.
+    """
+    alone = tokenizer(continuations, add_special_tokens=False).input_ids
+    safe = [whitespace_splits and (prompt[-1:].isspace() or text[:1].isspace()) for text in continuations]
+    if all(safe):
+        return alone
+    unsafe = [i for i, ok in enumerate(safe) if not ok]
+    fulls = tokenizer([prompt + continuations[i] for i in unsafe], add_special_tokens=False).input_ids
+    n = len(prompt_ids)
+    for i, full in zip(unsafe, fulls):
+        if full[:n] == prompt_ids:
+            alone[i] = full[n:]
+    return alone
 
 
 class LocalScorer:
@@ -157,25 +176,9 @@ class LocalScorer:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def _continuation_ids(self, prompt: str, prompt_ids: list[int], continuations: list[str]) -> list[list[int]]:
-        """Token ids of each continuation as the model reads it after ``prompt``.
-
-        Tokenised alone where whitespace at the boundary keeps the tokenizer from merging across it
-        (see :func:`splits_at_whitespace`); otherwise together with the prompt, and alone only where
-        the prompt's own tokens then come first.
-        """
         if self._whitespace_splits is None:
             self._whitespace_splits = splits_at_whitespace(self.tokenizer)
-        alone = self.tokenizer(continuations, add_special_tokens=False).input_ids
-        safe = [self._whitespace_splits and (prompt[-1:].isspace() or text[:1].isspace()) for text in continuations]
-        if all(safe):
-            return alone
-        unsafe = [i for i, ok in enumerate(safe) if not ok]
-        fulls = self.tokenizer([prompt + continuations[i] for i in unsafe], add_special_tokens=False).input_ids
-        n = len(prompt_ids)
-        for i, full in zip(unsafe, fulls):
-            if full[:n] == prompt_ids:
-                alone[i] = full[n:]
-        return alone
+        return continuation_ids(self.tokenizer, prompt, prompt_ids, continuations, self._whitespace_splits)
 
     def score(self, stage: str, prompt: str, continuations: list[str], end: list[bool]) -> list[float]:
         """All continuations of one call run packed into one sequence after the prompt (a mask
@@ -388,71 +391,3 @@ class _Rows:
     columns: list[Any]
     last_logp: Any
     total: Any
-
-
-class EndpointScorer:
-    """Scores through an OpenAI-compatible ``/v1/completions`` endpoint (vLLM, multi-LoRA)."""
-
-    def __init__(
-        self,
-        url: str,
-        models: dict[str, str] | None = None,
-        end_text: str = "</s>",
-        api_key: str | None = None,
-        timeout: float = 60.0,
-    ):
-        self.url = url.rstrip("/")
-        if not self.url.endswith("/v1"):
-            self.url += "/v1"
-        self.models = models or {"sg": "sg", "wyckoff": "wyckoff"}
-        self.end_text = end_text
-        self.api_key = api_key or os.environ.get("XTALAGENT_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self.timeout = timeout
-
-    def _post(self, payload: dict) -> dict:
-        request = urllib.request.Request(
-            f"{self.url}/completions",
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raise XtalAgentError(f"endpoint {self.url} answered {exc.code}: {exc.read()[:300]!r}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise XtalAgentError(f"endpoint {self.url} not reachable: {exc}") from None
-
-    def score(self, stage: str, prompt: str, continuations: list[str], end: list[bool]) -> list[float]:
-        texts = [prompt + c + (self.end_text if stop else "") for c, stop in zip(continuations, end)]
-        reply = self._post(
-            {
-                "model": self.models[stage],
-                "prompt": texts,
-                "max_tokens": 1,
-                "temperature": 0.0,
-                "echo": True,
-                "logprobs": 0,
-            }
-        )
-        choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
-        if len(choices) != len(texts):
-            raise XtalAgentError(f"endpoint {self.url} returned {len(choices)} choices for {len(texts)} prompts")
-        scores = []
-        for choice in choices:
-            logprobs = choice.get("logprobs") or {}
-            offsets, values = logprobs.get("text_offset"), logprobs.get("token_logprobs")
-            if offsets is None or values is None:
-                raise XtalAgentError(
-                    f"endpoint {self.url} returned no prompt log-probabilities (needs echo + logprobs)"
-                )
-            # the echoed prompt is followed by one generated token, which is not part of the answer
-            n_prompt_tokens = len(values) - 1
-            scores.append(
-                sum(
-                    v
-                    for off, v in zip(offsets[:n_prompt_tokens], values[:n_prompt_tokens])
-                    if off >= len(prompt) and v is not None
-                )
-            )
-        return scores

