@@ -150,7 +150,7 @@ def report_text(run: DesignRun) -> str:
         out.append(
             f"   - Triage ({run.settings.oversample} structures per requested candidate): the potential's "
             f"single-point formation energy, without relaxation, picked {kept} of {len(triaged)} to relax "
-            "(inside the formation-energy window first, then the lowest energy)."
+            "(inside the formation-energy window first, then the lowest energy above the hull)."
         )
     if run.prerelax:
         reached = sum(bool(p.get("reached")) for p in run.prerelax)

@@ -156,15 +156,20 @@ def load_round_potential(settings: DesignSettings, potential: Any = None) -> Any
     return pot if isinstance(pot, Potential) else load_potential(str(pot), settings.potential_checkpoint)
 
 
-def triage_order(e_forms: list[float], request: DesignRequest, settings: DesignSettings) -> list[int]:
-    """Indices of generated structures, most promising first, from single-point formation energies.
+def triage_order(
+    e_forms: list[float], request: DesignRequest, settings: DesignSettings, e_hulls: list[float] | None = None
+) -> list[int]:
+    """Indices of generated structures, most promising first, from single-point energies.
 
     With a formation-energy wish the structures inside its window come first, then by distance to
-    the window; otherwise (and among equals) the lowest formation energy first, since lower energy
-    of the same composition after generation goes with lower energy, and lower E_hull, after
-    relaxation. Tuned on MP ``val`` requests (bench/experiments/2026-12-design-triage).
+    the window; among equals, and without such a wish, the lowest energy above the shipped hull
+    first (the lowest formation energy when no hull value is given): lower energy right after
+    generation goes with lower energy, and lower E_hull, after relaxation. E_hull rather than the
+    formation energy so that an elements-only round does not favour its most negative composition.
+    Tuned on MP ``val`` requests (bench/experiments/2026-12-design-triage).
     """
     window = wish_window(request.formation_energy, settings.formation_energy_window)
+    energy = e_hulls if e_hulls is not None else e_forms
 
     def miss(e: float) -> float:
         if window is None:
@@ -172,7 +177,7 @@ def triage_order(e_forms: list[float], request: DesignRequest, settings: DesignS
         lo, hi = window
         return max(0.0, (lo if lo is not None else e) - e, e - (hi if hi is not None else e))
 
-    return sorted(range(len(e_forms)), key=lambda i: (round(miss(e_forms[i]), 3), e_forms[i]))
+    return sorted(range(len(e_forms)), key=lambda i: (round(miss(e_forms[i]), 3), energy[i]))
 
 
 def triage_structures(
@@ -180,10 +185,10 @@ def triage_structures(
     potential: Any, prerelaxed: list[dict[str, Any]] | None = None,
 ) -> None:  # fmt: skip
     """Mark all but the ``keep`` most promising passed structures as not selected for relaxation
-    (:func:`triage_order` on the potential's single-point formation energies)."""
+    (:func:`triage_order` on the potential's single-point energies)."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from xtalagent.tools.hull import formation_energy, load_element_refs
+    from xtalagent.tools.hull import ReferenceHull, formation_energy, load_element_refs
 
     used = {r["id"]: r["cif"] for r in prerelaxed or [] if r.get("used")}
     todo = [s for s in structures if s.ok and s.triage_e_form is None]
@@ -191,10 +196,12 @@ def triage_structures(
         return
     crystals = [read_structure(out / used.get(s.id, s.cif)) for s in todo]
     evaluations = potential.evaluate([AseAtomsAdaptor.get_atoms(c) for c in crystals])
-    refs = load_element_refs()
+    refs, hull = load_element_refs(), ReferenceHull.default()
+    e_hulls = []
     for s, crystal, ev in zip(todo, crystals, evaluations):
         s.triage_e_form = round(formation_energy(crystal.composition, ev.energy, refs), 5) if ev.finite else 9.0
-    order = triage_order([s.triage_e_form or 9.0 for s in todo], request, settings)
+        e_hulls.append(hull.e_above_hull(crystal.composition, s.triage_e_form) if ev.finite else 9.0)
+    order = triage_order([s.triage_e_form or 9.0 for s in todo], request, settings, e_hulls)
     for rank, i in enumerate(order):
         todo[i].selected = rank < keep
 

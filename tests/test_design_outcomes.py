@@ -264,8 +264,10 @@ def test_triage_prefers_the_formation_energy_window_then_low_energy() -> None:
     settings = DesignSettings(formation_energy_window=0.1)
     # inside the window first (lowest energy among them), then by distance to the window
     assert triage_order([-3.0, -3.45, -3.35, -3.9, -3.6], wish, settings) == [1, 2, 4, 0, 3]
-    # no formation-energy wish: the lowest energy first
+    # no formation-energy wish: the lowest energy above the hull first (else the lowest formation energy)
     assert triage_order([-3.0, -3.45, -3.9], DesignRequest(formula="TiO2"), settings) == [2, 1, 0]
+    elements = DesignRequest(elements=["Ti", "O"])
+    assert triage_order([-3.5, -3.2, -2.0], elements, settings, e_hulls=[0.3, 0.0, 0.1]) == [1, 2, 0]
 
 
 def test_an_oversampled_round_relaxes_as_many_as_asked(tmp_path) -> None:
