@@ -177,7 +177,8 @@ def test_voters_in_use_follow_their_files_and_the_weights_of_the_model_folder(tm
     assert voters_in_use(tmp_path, pattern="formula") == (True, False)  # the folder's own weights count
     assert voters_in_use(tmp_path, pattern="elements") == (False, True)
     assert voters_in_use(tmp_path / "empty") == (False, False)
-    assert voters_in_use(endpoint="http://localhost:8000") == (False, False)
+    # an endpoint without --model serves the embedded model: its folder's voters join
+    assert voters_in_use(endpoint="http://localhost:8000") == voters_in_use() == (True, True)
 
 
 def _with_properties(band_gap: float = 0.0, formation_energy: float = 0.0, **part) -> PriorPart:

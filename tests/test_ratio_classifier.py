@@ -149,7 +149,8 @@ def test_ratio_vote_in_use_follows_its_file_the_pattern_and_the_weight(tmp_path)
     (tmp_path / "ratio_classifier.pt").write_bytes(b"")
     assert ratio_vote_in_use(tmp_path, pattern="elements") and ratio_vote_in_use(tmp_path)
     assert not ratio_vote_in_use(tmp_path, pattern="formula") and not ratio_vote_in_use(tmp_path, pattern="composition")
-    assert not ratio_vote_in_use(endpoint="http://localhost:8000", pattern="elements")
+    # an endpoint without --model serves the embedded model: its folder's ratio vote joins
+    assert ratio_vote_in_use(endpoint="http://localhost:8000", pattern="elements") == ratio_vote_in_use()
     VoterWeights.neutral().model_copy(update={"ratio_weight": 0.0}).save(tmp_path)  # the folder's own weight
     assert not ratio_vote_in_use(tmp_path, pattern="elements")
 
