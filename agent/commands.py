@@ -68,7 +68,7 @@ def design_command(
         run = run_design(
             request,
             output,
-            settings,
+            settings=settings,
             prompt=prompt,
             not_understood=parsed.not_understood,
             progress=tick,
