@@ -11,6 +11,13 @@ Writes ``bench/results/csp_<name>_<sampler>.json`` (summary; per-crystal RMS val
 and k=5 samples by default; ``--binary-ternary`` keeps only 2- and 3-element crystals (the MP-20
 subset the PyXtal reference figure was measured on). ``--shard I/M`` runs every M-th selected
 crystal from the I-th (one process per core); ``--merge-shards M`` then writes the whole report.
+
+Without ``--checkpoint`` the diffusion sampler is what users get by default: each crystal goes to
+the shipped model whose training domain holds it (``structure_gen/routing.py``: Perov-5 cells to
+``perov_5.pt``, everything else to ``mp_20.pt``). Sampler levers for tuning on `val`:
+``--steps``, ``--temperature``, ``--no-corrector``, ``--step-lr``; subsets: ``--crystal-systems``,
+``--routed-to perov_5.pt``; ``--out-dir`` for experiment folders. Every report splits match@1 by
+crystal system.
 """
 
 from __future__ import annotations
@@ -23,6 +30,16 @@ import torch
 
 from xtalagent.structure_gen.evaluate import EVAL_K, EVAL_N_CRYSTALS, merge_shards, run_eval_csp, summary_line
 from xtalagent.structure_gen.samplers import DIFFUSION_TEMPERATURE
+
+
+def routed_to(name: str):
+    """A record filter: the crystals whose true constraint the default router gives to ``name``."""
+    from xtalagent.structure_gen.routing import shipped_router
+
+    router = shipped_router()
+    if router is None:
+        raise SystemExit("no shipped specialist checkpoints to route to")
+    return lambda record: router.checkpoint_for(record.constraint()).name == name
 
 
 def main() -> None:
@@ -47,11 +64,18 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the diffusion sampler")
     parser.add_argument("--binary-ternary", action="store_true", help="keep only 2- and 3-element crystals")
+    parser.add_argument("--out-dir", type=Path, default=Path("bench/results"), help="folder for the reports")
+    parser.add_argument("--no-corrector", action="store_true", help="predictor only (no Langevin corrector step)")
+    parser.add_argument("--step-lr", type=float, default=None, help="corrector step size (default: checkpoint's)")
+    parser.add_argument("--crystal-systems", default=None, help="comma-separated, e.g. triclinic,monoclinic")
+    parser.add_argument(
+        "--routed-to", default=None, help="keep only crystals the default sampler sends to this shipped checkpoint"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.merge_shards:
         for sampler in ("pyxtal", "diffusion") if args.sampler == "both" else (args.sampler,):
-            base = Path("bench/results") / f"csp_{args.name}_{sampler}"
+            base = args.out_dir / f"csp_{args.name}_{sampler}"
             parts = [f"{base}.shard{i}of{args.merge_shards}.json" for i in range(args.merge_shards)]
             report = merge_shards(parts, f"{base}.json")
             print(summary_line(f"{args.name} {sampler}", report["results"][sampler]), f"-> {base}.json", flush=True)
@@ -60,7 +84,7 @@ def main() -> None:
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
     suffix = f".shard{shard[0]}of{shard[1]}" if shard else ""
     for sampler in samplers:
-        out = Path("bench/results") / f"csp_{args.name}_{sampler}{suffix}.json"
+        out = args.out_dir / f"csp_{args.name}_{sampler}{suffix}.json"
         report = run_eval_csp(
             args.dataset,
             args.split,
@@ -74,6 +98,10 @@ def main() -> None:
             steps=args.steps,
             temperature=args.temperature,
             shard=shard,
+            corrector=not args.no_corrector,
+            step_lr=args.step_lr,
+            crystal_systems=tuple(args.crystal_systems.split(",")) if args.crystal_systems else None,
+            keep=routed_to(args.routed_to) if args.routed_to else None,
             meta={"command": "python bench/bench_csp.py " + " ".join(sys.argv[1:]), "threads": args.threads},
         )
         print(summary_line(f"{args.name} {sampler}", report["results"][sampler]), f"-> {out}", flush=True)

@@ -1,12 +1,19 @@
-"""Batched sampling speed of the structure generator: structures per second.
+"""Batched sampling speed of the structure generator, beside its match rate: the quality/speed trade-off.
 
 Run from the repository root after `python bench/bench_data_build.py`:
 
-    python bench/bench_sampling_speed.py --n 64 --threads 2 --steps 1000 200
+    python bench/bench_sampling_speed.py --n 64 --threads 2 --steps 1000 200 100 50 \
+        --val-reports bench/results/structure_levers
 
 Takes ``--n`` random MP `val` constraints (true group and sites, cells of at most 20 atoms, the
 size a design request asks for) and times ``generate`` (batched denoising, checks, retries) once
-per step count. Writes bench/results/sampling_speed.json.
+per step count, with the general MP checkpoint. The machine may be shared: each run records the
+load average before and after, and the process CPU seconds beside the wall seconds, so
+``structures_per_cpu_second`` stays comparable when other jobs compete for the cores. Writes
+bench/results/sampling_speed.json; with ``--val-reports DIR`` (CSP reports
+``csp_val100_s<steps>_t05_diffusion.json`` from ``bench_csp.py``) also
+bench/results/structure_speed_tradeoff.json: one row per step count with match@1 on `val` and
+structures per second.
 """
 
 from __future__ import annotations
@@ -21,7 +28,54 @@ import torch
 
 from xtalagent.io import write_json_atomic
 from xtalagent.structure_gen.evaluate import select_records
-from xtalagent.structure_gen.samplers import DIFFUSION_TEMPERATURE, DiffusionSampler, generate
+from xtalagent.structure_gen.samplers import CHECKPOINT_DIR, DIFFUSION_TEMPERATURE, DiffusionSampler, generate
+
+TRADEOFF_OUT = Path("bench/results/structure_speed_tradeoff.json")
+
+
+def time_generate(constraints: list, steps: int) -> dict:
+    """Wall and CPU seconds of one batched ``generate`` call (one structure per constraint)."""
+    sampler = DiffusionSampler(checkpoint=CHECKPOINT_DIR / "mp_20.pt", seed=0, steps=steps)
+    load_before = os.getloadavg()
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = generate(constraints, n=1, sampler=sampler)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    ok = sum(r.ok for r in results)
+    return {
+        "steps": steps,
+        "seconds": round(wall, 1),
+        "cpu_seconds": round(cpu, 1),
+        "returned": ok,
+        "structures_per_second": round(ok / wall, 3),
+        "structures_per_cpu_second": round(ok / cpu, 3),
+        "attempts_per_returned": round(sum(r.attempts for r in results) / max(ok, 1), 2),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def tradeoff(runs: list[dict], reports: Path) -> list[dict]:
+    """(steps, match@1 on val ± s.e., RMSE, structures/s) for every step count with a val report."""
+    rows = []
+    for run in runs:
+        path = reports / f"csp_val100_s{run['steps']}_t05_diffusion.json"
+        if not path.exists():
+            continue
+        report = json.loads(path.read_text())
+        res = report["results"]["diffusion"]
+        rows.append(
+            {
+                "steps": run["steps"],
+                "val_match_at_1": res["match_rate_at_1"],
+                "val_match_at_1_stderr": res["match_rate_at_1_stderr"],
+                "val_rmse_at_1": res["rmse_at_1"],
+                "val_crystals": res["n_crystals"],
+                "structures_per_second": run["structures_per_second"],
+                "structures_per_cpu_second": run["structures_per_cpu_second"],
+                "val_report": str(path),
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -32,6 +86,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, nargs="+", default=[1000, 200])
     parser.add_argument("--out", type=Path, default=Path("bench/results/sampling_speed.json"))
+    parser.add_argument("--val-reports", type=Path, default=None, help="folder of val CSP reports per step count")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     records = select_records(args.dataset, "val", args.n, seed=0, max_atoms=args.max_atoms)
@@ -43,28 +98,34 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "temperature": DIFFUSION_TEMPERATURE,
+        "checkpoint": "mp_20.pt",
         "runs": [],
     }
     for steps in args.steps:
-        sampler = DiffusionSampler(seed=0, steps=steps)
-        start = time.perf_counter()
-        results = generate(constraints, n=1, sampler=sampler)
-        seconds = time.perf_counter() - start
-        ok = sum(r.ok for r in results)
-        run = {
-            "steps": steps,
-            "seconds": round(seconds, 1),
-            "returned": ok,
-            "structures_per_second": round(ok / seconds, 3),
-            "attempts_per_returned": round(sum(r.attempts for r in results) / max(ok, 1), 2),
-        }
+        run = time_generate(constraints, steps)
         report["runs"].append(run)
         print(json.dumps(run), flush=True)
     report["command"] = "python bench/bench_sampling_speed.py " + " ".join(
-        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items()
+        f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in vars(args).items()
+        if v is not None
     )
     write_json_atomic(args.out, report)
     print(f"-> {args.out}")
+    if args.val_reports:
+        rows = tradeoff(report["runs"], args.val_reports)
+        write_json_atomic(
+            TRADEOFF_OUT,
+            {
+                "note": "match@1: seeded 100 MP val crystals, true constraints, one sample, temperature 0.5; "
+                "speed: batched generate on the constraints of the speed run (cells of at most "
+                f"{args.max_atoms} atoms), {args.threads} torch threads on a shared machine (load averages "
+                "in the speed runs); structures_per_cpu_second is the load-independent figure",
+                "speed_report": str(args.out),
+                "rows": rows,
+            },
+        )
+        print(f"-> {TRADEOFF_OUT}")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ summary; user errors raise :class:`~xtalagent.errors.InputError`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from xtalagent.errors import InputError
-from xtalagent.structure_gen.evaluate import run_eval_csp, summary_line
+from xtalagent.structure_gen.evaluate import crystal_system_table, run_eval_csp, summary_line
 from xtalagent.structure_gen.samplers import SAMPLERS, generate, make_sampler
 from xtalagent.structure_gen.settings import CspEvalSettings, DiffusionTrainConfig, SamplerSettings
 
@@ -63,6 +64,9 @@ def sample_command(
         if len(skipped) > 10:
             echo(f"  ... and {len(skipped) - 10} more")
     chosen = make_sampler(s.sampler, checkpoint=s.checkpoint, seed=s.seed, steps=s.steps, temperature=s.temperature)
+    if hasattr(chosen, "checkpoint_for"):  # the default sampler routes constraints to shipped models
+        models = Counter(chosen.checkpoint_for(e.constraint).name for e in entries)
+        echo("diffusion models: " + ", ".join(f"{name} for {k} constraint(s)" for name, k in models.most_common()))
     results = generate([e.constraint for e in entries], n=n, sampler=chosen, max_attempts=s.max_attempts)
     index, n_ok, n_failed = write_results(entries, results, output)
     echo(f"{n_ok} structure(s) written to {output} (index {index})")
@@ -123,6 +127,7 @@ def eval_csp_command(
     )
     for name, res in report["results"].items():
         echo(summary_line(name, res))
+        echo(crystal_system_table(res))
     if output:
         echo(f"written to {output}")
     return report

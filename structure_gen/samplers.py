@@ -14,6 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,12 @@ class DiffusionSampler:
         seed: int | None = None,
         steps: int | None = DIFFUSION_STEPS,
         temperature: float = DIFFUSION_TEMPERATURE,
+        corrector: bool = True,
+        step_lr: float | None = None,
     ) -> None:
+        """``corrector``: one Langevin corrector step on the coordinates before each predictor step
+        (DiffCSP's predictor-corrector sampler); ``step_lr``: its step size, None for the one the
+        checkpoint was trained with (DiffCSP's 1e-5 on MP-20)."""
         import torch
 
         from xtalagent.structure_gen.train import load_model
@@ -133,9 +139,13 @@ class DiffusionSampler:
             raise InputError(f"diffusion steps must be at least 1, got {steps}")
         if not 0.0 <= temperature <= 2.0:
             raise InputError(f"diffusion temperature must be in [0, 2], got {temperature}")
+        if step_lr is not None and not step_lr > 0:
+            raise InputError(f"corrector step size must be positive, got {step_lr}")
         self.model = model
         self.steps = steps
         self.temperature = temperature
+        self.corrector = corrector
+        self.step_lr = step_lr
         self.generator = torch.Generator().manual_seed(int(seed) if seed is not None else int(time.time_ns() % 2**31))
 
     def propose(self, constraints: list[SymmetryConstraint]) -> list:
@@ -156,9 +166,7 @@ class DiffusionSampler:
                 end += 1
             chunk = examples[start:end]
             batch = collate(chunk)
-            lat, free = self.model.sample(
-                batch, generator=self.generator, steps=self.steps, temperature=self.temperature
-            )
+            lat, free = self._sample(batch)
             lat, free = lat.numpy(), free.numpy()
             offset = 0
             for j, ex in enumerate(chunk):
@@ -172,6 +180,25 @@ class DiffusionSampler:
                     out[start + j] = None
             start = end
         return out
+
+    def _sample(self, batch: dict) -> tuple[Any, Any]:
+        """One batched reverse diffusion; a ``step_lr`` override applies to this call only (the
+        model reads its corrector step from its config, which stays the checkpoint's afterwards)."""
+        from dataclasses import replace
+
+        kept = self.model.cfg
+        if self.step_lr is not None:
+            self.model.cfg = replace(kept, step_lr=self.step_lr)
+        try:
+            return self.model.sample(
+                batch,
+                generator=self.generator,
+                steps=self.steps,
+                temperature=self.temperature,
+                corrector=self.corrector,
+            )
+        finally:
+            self.model.cfg = kept
 
 
 def default_checkpoint() -> Path:
@@ -187,12 +214,27 @@ def make_sampler(
     seed: int | None = None,
     steps: int | None = DIFFUSION_STEPS,
     temperature: float = DIFFUSION_TEMPERATURE,
+    corrector: bool = True,
+    step_lr: float | None = None,
 ):
-    """A sampler by name (``diffusion`` or ``pyxtal``)."""
+    """A sampler by name (``diffusion`` or ``pyxtal``).
+
+    ``diffusion`` without a ``checkpoint`` routes each constraint to the shipped model that knows
+    it (:class:`~xtalagent.structure_gen.routing.RoutedDiffusionSampler`: a specialist such as the
+    Perov-5 model inside its training domain, the general MP model elsewhere); a named checkpoint
+    is used for every constraint.
+    """
     if name == "pyxtal":
         return PyxtalSampler(seed=seed)
     if name == "diffusion":
-        return DiffusionSampler(checkpoint=checkpoint, seed=seed, steps=steps, temperature=temperature)
+        options = {"seed": seed, "steps": steps, "temperature": temperature, "corrector": corrector, "step_lr": step_lr}
+        if checkpoint is None:
+            from xtalagent.structure_gen.routing import shipped_router
+
+            router = shipped_router(**options)
+            if router is not None:
+                return router
+        return DiffusionSampler(checkpoint=checkpoint, **options)
     raise InputError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
 
 

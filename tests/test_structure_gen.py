@@ -304,6 +304,7 @@ def test_sampling_temperature_scales_the_injected_noise(fixture_dataset) -> None
         DiffusionSampler(model=model, steps=0)
 
 
+@pytest.mark.slow
 def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None:
     """init_from loads the weights (here with lr 0, so they come out unchanged) with a fresh optimiser."""
     from xtalagent.data import load_records
@@ -384,3 +385,142 @@ def test_eval_csp_report_and_shards(fixture_dataset, tmp_path) -> None:
         assert half["shard"] == [i, 2] and half["results"]["pyxtal"]["n_crystals"] == (3, 2)[i]
         # the shards are the even and the odd crystals of the same selection
         assert [row["id"] for row in json.loads(out.with_suffix(".details.json").read_text())["pyxtal"]] == ids[i::2]
+
+
+def test_eval_csp_splits_match_rates_by_crystal_system(fixture_dataset, tmp_path, capsys) -> None:
+    """eval-csp through the CLI: JSON and printed table carry one row per crystal system, whose
+    counts add up to the crystals evaluated and whose matches add up to match@1."""
+    from xtalagent.agent.cli import main
+    from xtalagent.structure_gen.evaluate import CRYSTAL_SYSTEMS
+    from xtalagent.symmetry import crystal_system
+
+    out = tmp_path / "csp.json"
+    args = ["structures", "eval-csp", fixture_dataset, "--split", "all", "--sampler", "pyxtal", "-n", "8", "-k", "1"]
+    assert main([str(a) for a in args] + ["-o", str(out), "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads(out.read_text())["results"]["pyxtal"]
+    rows = res["by_crystal_system"]
+    assert list(rows) == list(CRYSTAL_SYSTEMS)
+    assert sum(r["n"] for r in rows.values()) == 8
+    assert sum(r["matched"] for r in rows.values()) == round(res["match_rate_at_1"] * 8)
+    details = json.loads(out.with_suffix(".details.json").read_text())["pyxtal"]
+    for name, row in rows.items():
+        mine = [d for d in details if crystal_system(d["spacegroup"]) == name]
+        assert row["n"] == len(mine) and row["matched"] == sum(d["rms"][0] is not None for d in mine)
+        assert row["match_rate_at_1"] is None if not mine else row["match_rate_at_1"] == row["matched"] / row["n"]
+    assert "crystal system" in printed and "s.e." in printed
+    for name, row in rows.items():  # one printed line per system with its count and matches
+        assert any(line.split()[:3] == [name, str(row["n"]), str(row["matched"])] for line in printed.splitlines())
+
+
+def test_eval_csp_can_select_crystal_systems(fixture_dataset) -> None:
+    from xtalagent.structure_gen.evaluate import select_records
+    from xtalagent.symmetry import crystal_system
+
+    cubic = select_records(fixture_dataset, None, None, crystal_systems=("cubic",))
+    assert cubic and all(crystal_system(r.spacegroup) == "cubic" for r in cubic)
+    with pytest.raises(InputError, match="crystal system"):
+        select_records(fixture_dataset, None, None, crystal_systems=("cubical",))
+
+
+PEROVSKITE = {
+    "spacegroup": 221,
+    "sites": [
+        {"element": "Sr", "wyckoff": "1a"},
+        {"element": "Ti", "wyckoff": "1b"},
+        {"element": "O", "wyckoff": "3c"},
+    ],
+}
+
+
+def test_domain_routes_constraints_to_the_model_that_knows_them(fixture_dataset, tmp_path) -> None:
+    """A specialist's domain built from its training rows holds their site patterns (any elements
+    it saw), not other groups, sizes or elements; routed constraints lose the targets it cannot read;
+    each constraint is sampled by its own model and the results come back in order."""
+    from pymatgen.core import Composition
+
+    from xtalagent.data import load_records
+    from xtalagent.structure_gen.featurize import example_from_record
+    from xtalagent.structure_gen.routing import ModelDomain, RoutedDiffusionSampler, domain_path, main
+    from xtalagent.structure_gen.samplers import DiffusionSampler
+    from xtalagent.structure_gen.train import save_slim
+
+    records = [r for r in load_records(fixture_dataset) if r.natoms <= 16]
+    model = _tiny_model([example_from_record(r) for r in records])
+    save_slim(model, tmp_path / "general.pt")
+    save_slim(model, tmp_path / "special.pt")
+    main([str(fixture_dataset), str(tmp_path / "special.pt"), "--conditioning", "band_gap"])
+    domain = ModelDomain.load(domain_path(tmp_path / "special.pt"))
+    assert domain.checkpoint == tmp_path / "special.pt" and domain.conditioning == ("band_gap",)
+    trained = [r for r in load_records(fixture_dataset) if r.natoms <= 60]
+    inside = [r for r in trained if domain.contains(r.constraint())]
+    assert len(inside) >= 0.9 * len(trained)  # all but the trainer's 5 % held-out share
+    seen = inside[0].constraint()
+    assert domain.contains(seen)
+    swapped = {seen.sites[0].element: "Og"}  # an element the specialist never saw
+    assert not domain.contains(
+        SymmetryConstraint(
+            spacegroup=seen.spacegroup,
+            sites=[{"element": swapped.get(s.element, s.element), "wyckoff": s.wyckoff} for s in seen.sites],
+        )
+    )
+    targeted = seen.model_copy(update={"band_gap": 1.0, "formation_energy": -1.0})
+    assert domain.adapt(targeted).band_gap == 1.0 and domain.adapt(targeted).formation_energy is None
+
+    outside = SymmetryConstraint(spacegroup=1, sites=[{"element": e, "wyckoff": "1a"} for e in ("Na", "Cl")] * 3)
+    assert not domain.contains(outside)
+    router = RoutedDiffusionSampler(tmp_path / "general.pt", [domain], seed=0, steps=5)
+    assert router.checkpoint_for(seen) == tmp_path / "special.pt"
+    assert router.checkpoint_for(outside) == tmp_path / "general.pt"
+    asked = [outside, seen, outside]
+    made = router.propose(asked)
+    assert set(router._samplers) == {tmp_path / "special.pt", tmp_path / "general.pt"}
+    assert all(isinstance(s, DiffusionSampler) for s in router._samplers.values())
+    for constraint, structure in zip(asked, made):
+        assert structure is None or structure.composition == Composition(constraint.formula)
+
+
+@pytest.mark.slow
+def test_default_sampler_routes_perovskites_to_the_perov_5_model(tmp_path, capsys) -> None:
+    """Without --checkpoint, 'structures sample' sends an ABX3 perovskite cell to the shipped Perov-5
+    model (its domain file says it trained on such cells) and rock salt to the general MP model."""
+    from xtalagent.agent.cli import main
+    from xtalagent.structure_gen.routing import shipped_domains
+    from xtalagent.structure_gen.samplers import CHECKPOINT_DIR, make_sampler
+
+    if not (CHECKPOINT_DIR / "mp_20.pt").exists() or not any(
+        d.checkpoint.name == "perov_5.pt" for d in shipped_domains()
+    ):
+        pytest.skip("shipped checkpoints not present")
+    nacl = {"spacegroup": 225, "sites": [{"element": "Na", "wyckoff": "4a"}, {"element": "Cl", "wyckoff": "4b"}]}
+    src = tmp_path / "c.jsonl"
+    src.write_text(json.dumps(PEROVSKITE | {"band_gap": 3.0}) + "\n" + json.dumps(nacl) + "\n")
+    code = main(["structures", "sample", str(src), "-n", "1", "--steps", "5", "--seed", "0", "-o", str(tmp_path / "o")])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "perov_5.pt for 1 constraint(s)" in printed and "mp_20.pt for 1 constraint(s)" in printed
+    named = make_sampler("diffusion", checkpoint=CHECKPOINT_DIR / "mp_20.pt", steps=5)
+    assert not hasattr(named, "checkpoint_for")  # a named checkpoint is used for everything
+
+
+def test_corrector_options_change_the_sample_and_leave_the_model_alone(fixture_dataset) -> None:
+    from xtalagent.data import load_records
+    from xtalagent.structure_gen.featurize import example_from_record
+    from xtalagent.structure_gen.samplers import DiffusionSampler
+
+    records = load_records(fixture_dataset)[:3]
+    model = _tiny_model([example_from_record(r) for r in records])
+    model.eval()
+    constraints = [r.constraint() for r in records]
+
+    def lattices(**options) -> list:
+        made = DiffusionSampler(model=model, seed=3, steps=10, **options).sample_raw(constraints)
+        return [None if s is None else round(s.volume, 6) for s in made]
+
+    base = lattices()
+    assert lattices() == base
+    assert lattices(corrector=False) != base
+    assert lattices(step_lr=1e-2) != base
+    assert model.cfg.step_lr == 1e-5  # the override was for that call only
+    with pytest.raises(InputError, match="step size"):
+        DiffusionSampler(model=model, step_lr=0.0)
