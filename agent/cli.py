@@ -786,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (click.ClickException, TyperException) as exc:  # typer >= 0.2x raises its own copy of click's
         if type(exc).__name__ == "NoArgsIsHelpError" or not exc.format_message():  # a bare group: its help
-            exc.show()
+            exc.show()  # type: ignore[union-attr]  # typer's NoArgsIsHelpError is a click exception
             return exc.exit_code
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""

@@ -121,22 +121,6 @@ def prune_stale(out: Path, keep: set[str]) -> list[Path]:
     return removed
 
 
-def _stage_cache(out: Path, name: str, key: str) -> dict[str, Any] | None:
-    """A finished stage's saved record (``items`` plus extras) if it was made with this key."""
-    path = out / name
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return data if data.get("key") == key else None
-
-
-def _save_stage(out: Path, name: str, key: str, items: Any, **extra: Any) -> None:
-    write_json_atomic(out / name, {"key": key, **extra, "items": items})
-
-
 # --- one design round -----------------------------------------------------------------------------
 class DesignRound:
     """One request's round through the stages, in one folder.

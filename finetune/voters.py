@@ -116,14 +116,14 @@ class VoterWeights(BaseModel):
     def prior_settings(self) -> dict[str, PriorSettings]:
         """The prior's parts per pattern, as :class:`~xtalagent.finetune.neighbour_prior.NeighbourPrior` reads them."""
         return {
-            pattern: PriorSettings(**{f.name: parts.get(f.name, SILENT) for f in fields(PriorSettings)})
+            pattern: PriorSettings(**{f.name: parts.get(f.name, SILENT) for f in fields(PriorSettings)})  # type: ignore[call-overload]
             for pattern, parts in self.prior.items()
         }
 
     def prior_speaks(self, pattern: str) -> bool:
         """Whether some part of the prior has a weight for ``pattern`` requests."""
-        return any(part.weight for part in self.prior.get(pattern, {}).values())
+        return any(part.weight for part in self.prior.get(pattern, {}).values())  # type: ignore[call-overload]
 
     def classifier_weight(self, pattern: str) -> float:
         """The composition classifier's weight for ``pattern`` requests (0: it does not vote)."""
-        return self.classifier.get(pattern, 0.0)
+        return self.classifier.get(pattern, 0.0)  # type: ignore[call-overload]  # any str; unknown: 0

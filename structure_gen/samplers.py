@@ -227,7 +227,13 @@ def make_sampler(
     if name == "pyxtal":
         return PyxtalSampler(seed=seed)
     if name == "diffusion":
-        options = {"seed": seed, "steps": steps, "temperature": temperature, "corrector": corrector, "step_lr": step_lr}
+        options: dict[str, Any] = {
+            "seed": seed,
+            "steps": steps,
+            "temperature": temperature,
+            "corrector": corrector,
+            "step_lr": step_lr,
+        }
         if checkpoint is None:
             from xtalagent.structure_gen.routing import shipped_router
 

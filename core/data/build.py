@@ -217,7 +217,7 @@ def _label_task(args: tuple[RawCrystal, float]) -> tuple[dict[str, Any] | None, 
 
 
 def build_dataset(
-    inputs: list[str | Path],
+    inputs: Iterable[str | Path],
     output: str | Path,
     symprec: float = config.SYMPREC,
     workers: int | None = None,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,8 +70,8 @@ def run_constraints(
     *,
     dataset: Path | None = None,
     model: Path | None = None,
-    properties: list[str] = ("band_gap",),
-    patterns: list[str] = ("formula",),
+    properties: Sequence[str] = ("band_gap",),
+    patterns: Sequence[str] = ("formula",),
     subset: int | None = None,
     split: Literal["val", "test"] = "val",
     use_prior: bool = True,

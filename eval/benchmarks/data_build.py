@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def output_name(relative: str) -> str:
 
 def run_data_build(
     *,
-    datasets: list[str] = tuple(DATASETS),
+    datasets: Sequence[str] = tuple(DATASETS),
     force: bool = False,
     limit: int | None = None,
     workers: int | None = None,

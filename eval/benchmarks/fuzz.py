@@ -424,7 +424,7 @@ def fuzz(counts: dict[str, int], seed: int = 0) -> dict[str, Any]:
             slowest = max(slowest, time.perf_counter() - began)
             outcomes[outcome] += 1
             if kind == "cif_text" and outcome == "error":
-                reasons[detail.split(":", 1)[0]] += 1
+                reasons[(detail or "").split(":", 1)[0]] += 1
             if outcome not in ("answer", "error") and len(report["failures"]) < 20:
                 report["failures"].append({"kind": kind, "outcome": outcome, "input": text[:2000], "detail": detail})
         report["kinds"][kind] = {

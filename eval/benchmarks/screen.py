@@ -82,6 +82,7 @@ def bench_ehull(
         for r in frame.itertuples()
     ]
     for c in cands:
+        assert c.structure is not None  # parsed above
         c.requested_spacegroup = detect_spacegroup(c.structure)
     load0 = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -279,7 +280,7 @@ def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1, *, ta
 
     wall = dict.fromkeys(variants, 0.0)
     cpu = dict.fromkeys(variants, 0.0)
-    per = {k: [] for k in variants}
+    per: dict[str, list[float]] = {k: [] for k in variants}
     loads = [os.getloadavg()]
     names = list(variants)
     for k, i0 in enumerate(range(0, len(atoms), batch_size)):
