@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from xtalagent.agent.cli import main
-from xtalagent.tools.distributed import RayOptions
+from xtalagent.tools.distributed import RayOptions, connect
 from xtalagent.tools.potentials import Evaluation, Potential, limit_threads
 from xtalagent.tools.screen import screen
 
@@ -45,7 +45,7 @@ def local_ray():
         ray.shutdown()
     # the workers unpickle this module's test double: ship it by value (tests/ is not importable there)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    connect(RayOptions(address="local", num_cpus=2))
     yield ray
     ray.shutdown()
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ class RayOptions:
     """Where and how to run on Ray.
 
     ``address``: ``"local"`` starts a private Ray instance on this machine (its cores;
-    ``num_cpus`` caps them) and shuts it down when the process exits; ``"auto"`` joins the cluster
+    ``num_cpus`` caps them; workers at the driver's priority, not Ray's default nice 15) and shuts
+    it down when the process exits; ``"auto"`` joins the cluster
     that ``ray start`` made on this machine; ``"HOST:6379"`` joins a cluster's head node;
     ``"ray://HOST:10001"`` connects as a Ray client. If this process is already connected to Ray
     (``ray.init`` was called), that connection is used.
@@ -94,6 +96,8 @@ def connect(options: RayOptions) -> Any:
     if ray.is_initialized():
         return ray
     local = options.address == "local"
+    if local:  # Ray starts workers at nice 15; a local run should compete for the CPU as a serial run does
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         ray.init(
             address=options.address,
