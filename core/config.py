@@ -56,7 +56,7 @@ def n_workers() -> int:
 
 # --- constraint generator (issue #3) -------------------------------------------------------------
 #: The embedded constraint model (base LM + ``sg`` and ``wyckoff`` LoRA adapters) shipped in the package.
-CONSTRAINT_MODEL_DIR: Path = Path(find_spec("xtalagent.finetune").origin).parent / "checkpoints" / "default"  # type: ignore[union-attr, arg-type]  # type: ignore[union-attr, arg-type]
+CONSTRAINT_MODEL_DIR: Path = Path(find_spec("xtalagent.finetune").origin).parent / "checkpoints" / "default"  # type: ignore[union-attr, arg-type]
 # Its voters' weights are in the model folder (``voters.json``, finetune/voters.py); the decoding and
 # training defaults in finetune/settings.py.
 #: In-process scoring folds each LoRA adapter into its own copy of a base model of at most this many

@@ -280,7 +280,7 @@ def bench_throughput(n: int, seed: int, batch_size: int, threads: int = 1, *, ta
 
     wall = dict.fromkeys(variants, 0.0)
     cpu = dict.fromkeys(variants, 0.0)
-    per: dict[str, list[float]] = {k: [] for k in variants}
+    per: dict[str, list[dict[str, Any]]] = {k: [] for k in variants}  # relaxation rows per variant
     loads = [os.getloadavg()]
     names = list(variants)
     for k, i0 in enumerate(range(0, len(atoms), batch_size)):
