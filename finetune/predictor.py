@@ -28,6 +28,7 @@ from xtalagent.finetune.neighbour_prior import PRIOR_FILE, NeighbourPrior, load_
 from xtalagent.finetune.ratio_classifier import RATIO_FILE, RatioClassifier, load_ratio_classifier, ratio_key
 from xtalagent.finetune.requests import ConstraintCandidate, ConstraintRequest, Pattern, Prediction
 from xtalagent.finetune.scorers import LocalScorer, Scorer
+from xtalagent.finetune.settings import ConstraintSettings
 from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
 from xtalagent.io import json_lines
@@ -309,9 +310,10 @@ class ConstraintPredictor:
     def predict(
         self,
         request: ConstraintRequest | dict,
-        top_k: int = 5,
-        temperature: float = 0.0,
-        seed: int = 0,
+        *,
+        top_k: int = ConstraintSettings.top_k,
+        temperature: float = ConstraintSettings.temperature,
+        seed: int = ConstraintSettings.seed,
         allowed_groups: Collection[int] | None = None,
     ) -> list[ConstraintCandidate]:
         """Ranked valid candidates, best first; raises :class:`InputError` if none can exist.
@@ -378,33 +380,51 @@ class ConstraintPredictor:
         ordered = [c for rank in itertools.zip_longest(*per_group) for c in rank if c is not None]
         return ordered[:top_k]
 
-    def predict_line(self, data: Any, top_k: int = 5, temperature: float = 0.0, seed: int = 0) -> Prediction:
+    def predict_line(
+        self,
+        data: Any,
+        *,
+        top_k: int = ConstraintSettings.top_k,
+        temperature: float = ConstraintSettings.temperature,
+        seed: int = ConstraintSettings.seed,
+    ) -> Prediction:
         """One JSONL request to one output record; errors become an ``error`` field."""
         checked = check_request(data)
         if isinstance(checked, Prediction):
             return checked
-        return self.predict_request(checked, top_k, temperature, seed)
+        return self.predict_request(checked, top_k=top_k, temperature=temperature, seed=seed)
 
     def predict_request(
-        self, request: ConstraintRequest, top_k: int = 5, temperature: float = 0.0, seed: int = 0
+        self,
+        request: ConstraintRequest,
+        *,
+        top_k: int = ConstraintSettings.top_k,
+        temperature: float = ConstraintSettings.temperature,
+        seed: int = ConstraintSettings.seed,
     ) -> Prediction:
         """One validated request to one output record; a request no group can host becomes an error."""
         try:
-            return Prediction(id=request.id, candidates=self.predict(request, top_k, temperature, seed))
+            candidates = self.predict(request, top_k=top_k, temperature=temperature, seed=seed)
+            return Prediction(id=request.id, candidates=candidates)
         except ValidationError as exc:
             return Prediction(id=request.id, error=validation_message(exc))
         except XtalAgentError as exc:
             return Prediction(id=request.id, error=str(exc))
 
     def predict_jsonl(
-        self, lines: Iterable[str], top_k: int = 5, temperature: float = 0.0, seed: int = 0
+        self,
+        lines: Iterable[str],
+        *,
+        top_k: int = ConstraintSettings.top_k,
+        temperature: float = ConstraintSettings.temperature,
+        seed: int = ConstraintSettings.seed,
     ) -> Iterator[Prediction]:
         """One output record per non-blank line, in order."""
         for item in read_request_lines(lines):
             if isinstance(item, Prediction):
                 yield item
             else:
-                yield self.predict_request(item, top_k, temperature, seed)
+                yield self.predict_request(item, top_k=top_k, temperature=temperature, seed=seed)
 
 
 def check_request(data: Any, number: int | None = None) -> ConstraintRequest | Prediction:
