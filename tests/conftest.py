@@ -10,6 +10,17 @@ from xtalagent import config
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+#: Fixtures that alone take tens of CPU seconds: every test using one is ``slow`` (-m "not slow" skips it).
+#: tiny_model trains a base LM, both adapters, the prior and the classifier; hub_model fine-tunes on
+#: a hub-style base; local_ray starts a Ray cluster.
+SLOW_FIXTURES = frozenset({"tiny_model", "hub_model", "local_ray"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("vllm"):
+            item.add_marker(pytest.mark.slow)  # a real vLLM server (when one is installed) is slow too
+
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:

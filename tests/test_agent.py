@@ -64,6 +64,7 @@ def test_constraint_request_uses_the_centre_of_the_targets() -> None:
         constraint_request(DesignRequest())
 
 
+@pytest.mark.slow
 def test_symmetry_wish_restricts_the_constraint_model(predictor, tmp_path) -> None:
     session = DesignSession(tmp_path, FAST, predictor=predictor)
     out = session.propose_constraints(DesignRequest(composition="TiO2", crystal_systems=["cubic"]))
@@ -131,6 +132,7 @@ def test_offline_model_plans_asks_and_refuses() -> None:
 
 
 # --- scripted chats, end to end ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_scripted_offline_chat_end_to_end(tmp_path, chgnet, predictor) -> None:
     session = DesignSession(tmp_path / "chat", FAST, predictor=predictor, potential=chgnet)
     events = []
@@ -198,6 +200,7 @@ def _call(name: str, args: dict, i: int) -> dict:
                                              "function": {"name": name, "arguments": json.dumps(args)}}]}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_scripted_chat_through_a_fake_openai_endpoint(tmp_path, chgnet, predictor, monkeypatch) -> None:
     from xtalagent.agent.understanding import endpoint_chat_model
 
@@ -233,6 +236,7 @@ def test_scripted_chat_through_a_fake_openai_endpoint(tmp_path, chgnet, predicto
 
 
 # --- design: the whole pipeline in a folder, resumable ---------------------------------------------------
+@pytest.mark.slow
 def test_design_command_writes_report_and_resumes(tmp_path) -> None:
     from xtalagent.agent.commands import design_command
 
@@ -333,6 +337,7 @@ def test_a_refused_request_quotes_the_system_without_a_number_flag(tmp_path) -> 
     ]
 
 
+@pytest.mark.slow
 def test_design_and_chat_run_one_round_alike(tmp_path, chgnet, predictor) -> None:
     """``design`` and the chat's tools drive the same DesignRound: for one request and seed they give
     the same constraints, structures, rows and report (stage timings aside)."""

@@ -50,6 +50,7 @@ def test_finetune_refuses_zero_prompts_per_crystal(tmp_path, fixtures, capsys):
     assert code == 1 and "variants per record must be at least 1" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_finetune_base_size_reaches_the_saved_model(tmp_path, fixtures):
     out = tmp_path / "m"
     args = ["finetune", str(fixtures / "crystals.csv"), "-o", str(out), "--stages", "sg", "--epochs", "1"]

@@ -231,6 +231,7 @@ def test_structures_sample_refuses_a_file_without_usable_lines_and_a_bad_output(
     assert_one_error(code, err, "not a folder")
 
 
+@pytest.mark.slow
 def test_structures_train_through_the_cli(tmp_path, fixture_dataset, capsys):
     out = tmp_path / "run"
     args = ["structures", "train", fixture_dataset, "-o", out, "--hidden", "16", "--layers", "1", "--max-steps", "2"]
@@ -242,6 +243,7 @@ def test_structures_train_through_the_cli(tmp_path, fixture_dataset, capsys):
     assert_one_error(code, err)
 
 
+@pytest.mark.slow
 def test_structures_eval_csp_through_the_cli(tmp_path, fixture_dataset, capsys):
     out = tmp_path / "csp.json"
     args = ["structures", "eval-csp", fixture_dataset, "--split", "val", "--sampler", "pyxtal", "-n", "2", "-k", "1"]
@@ -253,6 +255,7 @@ def test_structures_eval_csp_through_the_cli(tmp_path, fixture_dataset, capsys):
 
 
 # --- screen ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_screen_through_the_cli_writes_summary_csv(tmp_path, fixtures, capsys):
     out = tmp_path / "screened"
     args = ["screen", fixtures / "cifs", "-o", out, "--limit", "2", "--max-steps", "3", "--potential", "chgnet"]
@@ -268,6 +271,7 @@ def test_screen_refuses_a_missing_source(tmp_path, capsys):
 
 
 # --- design / chat --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_design_through_the_cli(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["design", "TiO2 with a band gap near 3 eV", "-n", "2", "--top-k", "2", "--sampler", "pyxtal"]

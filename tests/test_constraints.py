@@ -349,6 +349,7 @@ def test_serve_builds_multi_lora_command(tiny_model):
     )
 
 
+@pytest.mark.slow
 def test_embedded_default_model_answers(tmp_path):
     """The shipped checkpoint loads and answers the README's requests with valid candidates."""
     from xtalagent import config

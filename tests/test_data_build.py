@@ -112,6 +112,7 @@ def test_grouped_split_is_deterministic_and_polymorph_safe():
     assert fractions["test"] == pytest.approx(0.1, abs=0.05)
 
 
+@pytest.mark.slow
 def test_parallel_labelling_matches_serial(tmp_path, fixtures):
     serial = build_dataset([fixtures / "crystals.csv"], tmp_path / "a.parquet", workers=1, progress=False)
     parallel = build_dataset([fixtures / "crystals.csv"], tmp_path / "b.parquet", workers=2, progress=False)

@@ -94,6 +94,7 @@ def test_known_phases_hold_every_split_for_users_and_train_only_for_benchmarks()
         known_phases(DesignRequest(composition="TiO2"), "everything")
 
 
+@pytest.mark.slow
 def test_neighbour_prior_release_adds_lookup_crystals_eval_does_not() -> None:
     from xtalagent import config
     from xtalagent.finetune.neighbour_prior import LOOKUP_FILE, load_prior
@@ -129,6 +130,7 @@ def test_report_names_the_band_gap_model_and_shows_known_phases(tmp_path) -> Non
     assert "gap, stable (2/2)" in text
 
 
+@pytest.mark.slow
 def test_design_shows_known_phases_and_checks_the_band_gap(tmp_path) -> None:
     """Through the CLI body: a TiO2 request lists the known TiO2 phases as reference rows, relaxed by
     the same potential, and every row has a predicted band gap when the model ships."""
@@ -193,6 +195,7 @@ def test_new_options_refuse_bad_values_in_one_line(tmp_path, capsys, args, messa
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_eval_design_through_the_cli(tmp_path, test_split_dataset, capsys) -> None:
     """True constraints on a known test crystal: the run names its variant and proxy, counts every
     candidate, and finds the crystal again (rediscovery)."""
@@ -270,6 +273,7 @@ def test_triage_prefers_the_formation_energy_window_then_low_energy() -> None:
     assert triage_order([-3.5, -3.2, -2.0], elements, settings, e_hulls=[0.3, 0.0, 0.1]) == [1, 2, 0]
 
 
+@pytest.mark.slow
 def test_an_oversampled_round_relaxes_as_many_as_asked(tmp_path) -> None:
     """oversample 2: twice the structures are generated, the single-point triage keeps the asked
     number for relaxation, the report says so, and a re-run reads the triage back."""

@@ -23,6 +23,7 @@ _SPEC.loader.exec_module(bench_fuzz)
 BUDGET = {"request_line": 120, "constraint_line": 120, "cif_text": 40, "prompt": 120}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", bench_fuzz.KINDS)
 def test_seeded_fuzz_gives_answers_or_clear_errors(kind):
     report = bench_fuzz.fuzz({kind: BUDGET[kind]}, seed=21)

@@ -47,6 +47,7 @@ def test_logm_3x3_matches_scipy():
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.slow
 def test_batched_steps_are_ase_steps(name):
     """Each structure follows exactly the trajectory of ASE's optimiser run alone on it."""
     cells = _cells()

@@ -111,6 +111,7 @@ def test_screen_resume_after_interrupt(cif_dir, tmp_path, small_hull):
     assert changed.n_cached == 0  # other settings: recomputed
 
 
+@pytest.mark.slow
 def test_screen_chgnet_end_to_end(cif_dir, tmp_path, small_hull):
     potentials.limit_threads(1)
     out = tmp_path / "out"

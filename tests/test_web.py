@@ -4,6 +4,7 @@ page driven in a real headless Chromium (Debian's ``chromium`` through Playwrigh
 from __future__ import annotations
 
 import base64
+import importlib.util
 import inspect
 import json
 import os
@@ -19,7 +20,8 @@ import pytest
 
 from xtalagent.errors import InputError
 
-pytest.importorskip("gradio", reason="the 'web' extra is not installed (pip install -e '.[web]')")
+if importlib.util.find_spec("gradio") is None:  # checked, not imported: collection stays fast
+    pytest.skip("the 'web' extra is not installed (pip install -e '.[web]')", allow_module_level=True)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -65,6 +67,7 @@ def server(tmp_path_factory):
 
 
 # --- cheap checks: no browser ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_server_answers_fast_on_localhost_with_local_assets(server) -> None:
     url, _folder = server
     assert url.startswith("http://127.0.0.1:")  # the default bind
@@ -115,6 +118,7 @@ def test_uploaded_cif_size_and_a_good_one(fixtures, tmp_path) -> None:
     assert check_uploaded_cif(fixtures / "cifs" / "rutile_TiO2.cif").composition.reduced_formula == "TiO2"
 
 
+@pytest.mark.slow
 def test_upload_is_screened_into_the_session_and_reloaded(fixtures, tmp_path) -> None:
     from xtalagent.agent.pipeline import DesignSettings
     from xtalagent.agent.web import WebChat
@@ -173,6 +177,7 @@ def _non_background_pixels(png: bytes) -> int:
     return int(drawn.sum())
 
 
+@pytest.mark.slow
 def test_design_conversation_in_the_browser(server, browser, tmp_path) -> None:
     from pymatgen.core import Structure
 
