@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pymatgen.core import Structure
+
 from xtalagent import config
 from xtalagent.agent.design_records import ConstraintChoice, DesignRun, DesignSettings, GeneratedStructure
 from xtalagent.agent.request import DesignRequest
@@ -244,8 +245,8 @@ def prerelax_decision(settings: DesignSettings, request: DesignRequest) -> tuple
     ``auto`` pre-relaxes single-element requests only: that is LEGO-xtal's validated setting
     (sp2 carbon toward graphite). For compounds it was measured not to earn its place: on the
     README's Ti–O request 0/10 candidates reached the reference coordination, 5/10 collapsed onto
-    overlapping atoms, and it cost 85 s of a 180 s run (bench/experiments/2026-11-lego-prerelax/prerelax_effect.json has the
-    with/without comparison). ``on`` forces it.
+    overlapping atoms, and it cost 85 s of a 180 s run
+    (bench/experiments/2026-11-lego-prerelax/prerelax_effect.json has the with/without comparison). ``on`` forces it.
     """
     if settings.prerelax == "off":
         return False, "switched off"
