@@ -21,11 +21,15 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from xtalagent import config
+from xtalagent.agent.design_records import DesignSettings
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.eval.bench_cli import bench_app
 from xtalagent.finetune.settings import ConstraintSettings, FinetuneSettings
 from xtalagent.structure_gen.settings import CspEvalSettings, DiffusionTrainConfig, SamplerSettings
 from xtalagent.tools.settings import RelaxSettings
+
+#: The design run's defaults, shown as the defaults of design, chat and web.
+DESIGN = {name: field.default for name, field in DesignSettings.model_fields.items()}
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -552,38 +556,38 @@ def design(
         int | None, typer.Option("-n", help="structures to generate (default: from the prompt, else 10)")
     ] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="run folder (re-running resumes)")] = Path("design"),
-    top_k: Annotated[int, typer.Option(help="constraint candidates tried")] = config.DESIGN_CONSTRAINT_TOP_K,
-    sampler: Annotated[str, typer.Option(help="auto, diffusion or pyxtal")] = "auto",
-    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = "auto",
+    top_k: Annotated[int, typer.Option(help="constraint candidates tried")] = DESIGN["top_k"],
+    sampler: Annotated[str, typer.Option(help="auto, diffusion or pyxtal")] = DESIGN["sampler"],
+    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = DESIGN["prerelax"],
     potential: Annotated[
         str, typer.Option(help="auto (MatterSim if present, else CHGNet), chgnet, mattersim")
-    ] = "auto",
-    relax_steps: Annotated[int, typer.Option(help="relaxation steps per structure")] = config.DESIGN_RELAX_MAX_STEPS,
+    ] = DESIGN["potential"],
+    relax_steps: Annotated[int, typer.Option(help="relaxation steps per structure")] = DESIGN["relax_max_steps"],
     endpoint: Annotated[
         str | None, typer.Option(help="OpenAI-compatible chat endpoint that reads the prompt (default: offline parser)")
     ] = None,
     model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option()] = DESIGN["seed"],
     threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
     known_phases: Annotated[
         int, typer.Option(help="known phases of the chemistry relaxed beside the candidates (0: none)", min=0, max=50)
-    ] = 8,
+    ] = DESIGN["known_phases"],
     band_gap: Annotated[
         bool, typer.Option("--band-gap/--no-band-gap", help="predict band gaps with the shipped model")
-    ] = True,
+    ] = DESIGN["band_gap"],
     band_gap_window: Annotated[
         float, typer.Option(help="eV either side of a bare band-gap value ('near 3 eV') that counts as met")
-    ] = 0.5,
+    ] = DESIGN["band_gap_window"],
     formation_energy_window: Annotated[
         float, typer.Option(help="eV/atom either side of a bare formation-energy value that counts as met")
-    ] = 0.1,
+    ] = DESIGN["formation_energy_window"],
     band_gap_offset: Annotated[
         float,
         typer.Option(help="read the band-gap wish as a measured gap: subtract this (eV) to get the PBE target"),
-    ] = 0.0,
+    ] = DESIGN["band_gap_offset"],
     variant: Annotated[
         str, typer.Option(help="release: every known crystal informs the run; eval: train split only (benchmarks)")
-    ] = "release",
+    ] = DESIGN["variant"],
 ) -> None:
     """Run the whole pipeline on a design request in plain words: ranked CIFs, summary and report.md."""
     from xtalagent.agent.commands import NeedsAnswer, design_command
@@ -696,8 +700,8 @@ def chat(
     ] = None,
     model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
     script: Annotated[Path | None, typer.Option(help="read the user's turns from this text file, one per line")] = None,
-    potential: Annotated[str, typer.Option(help="auto, chgnet or mattersim")] = "auto",
-    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = "auto",
+    potential: Annotated[str, typer.Option(help="auto, chgnet or mattersim")] = DESIGN["potential"],
+    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = DESIGN["prerelax"],
     threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
 ) -> None:
     """Talk to the design agent in the terminal; it keeps context across turns and saves the transcript."""
@@ -728,8 +732,8 @@ def web(
         str | None, typer.Option(help="OpenAI-compatible endpoint with tool calling (default: offline model)")
     ] = None,
     model: Annotated[str | None, typer.Option(help="chat model name at --endpoint")] = None,
-    potential: Annotated[str, typer.Option(help="auto, chgnet or mattersim")] = "auto",
-    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = "auto",
+    potential: Annotated[str, typer.Option(help="auto, chgnet or mattersim")] = DESIGN["potential"],
+    prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = DESIGN["prerelax"],
     threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
     settings: Annotated[str | None, typer.Option(hidden=True, help="every design setting as JSON (tests)")] = None,
 ) -> None:

@@ -123,6 +123,7 @@ def _finalise(model_or_tokenizer_savers, target: Path) -> None:
 def pretrain_base(
     train: list[CrystalRecord],
     out_dir: Path,
+    *,
     model_cfg: BaseModelConfig | None = None,
     cfg: ConstraintTrainConfig | None = None,
     val: list[CrystalRecord] | None = None,
@@ -178,6 +179,7 @@ def train_adapter(
     base_model: str | Path,
     train: list[CrystalRecord],
     out_dir: Path,
+    *,
     cfg: ConstraintTrainConfig | None = None,
     val: list[CrystalRecord] | None = None,
 ) -> Path:

@@ -94,7 +94,7 @@ def run_finetune(
             base_cfg = ConstraintTrainConfig(
                 epochs=s.base_epochs, learning_rate=s.learning_rate, batch_size=s.batch_size, threads=s.threads
             )
-            pretrain_base(train, output, base_config, base_cfg, val=val[:500])
+            pretrain_base(train, output, model_cfg=base_config, cfg=base_cfg, val=val[:500])
         base = str(output / "base")
     else:
         if Path(base_model).exists():  # a local folder: stored absolute, so the model folder works from anywhere
@@ -104,7 +104,7 @@ def run_finetune(
     trained = False
     for stage in s.stages:
         if not (output / stage).exists():
-            train_adapter(stage, base, train, output, cfg, val=val)
+            train_adapter(stage, base, train, output, cfg=cfg, val=val)
             trained = True
     # the neighbour prior: the crystals the adapters were trained on. Written with new adapters, or
     # when missing or from before it stored properties; a finished folder keeps its own (a re-run
