@@ -71,6 +71,9 @@ def test_ray_gives_the_serial_rows_and_ranking(local_ray, cif_dir, tmp_path):
     on_ray = screen(cif_dir, tmp_path / "ray", ray=RayOptions(chunk_size=2), **common)
     assert _essentials(on_ray.rows) == _essentials(serial.rows)
     assert on_ray.provenance == serial.provenance and on_ray.provenance["potential"] == "chgnet"
+    run = on_ray.extra["ray"]
+    assert (run["workers"], run["chunks"], run["chunks_failed"]) == (2, 3, 0) and run["worker_processes"] in (1, 2)
+    assert 0 < run["setup_seconds"] < run["worker_seconds"] and "ray" not in serial.extra
     for a, b in zip(serial.rows, on_ray.rows):
         if a.get("energy_eV") is not None:
             assert b["energy_eV"] == pytest.approx(a["energy_eV"], abs=1e-4)
@@ -106,6 +109,7 @@ def test_a_structure_that_kills_its_worker_twice_is_reported(local_ray, cif_dir,
     out = tmp_path / "out"
     report = screen(cif_dir, out, potential=pot, stability=False, plot=False, ray=RayOptions(chunk_size=2))
     rows = {r["id"]: r for r in report.rows}
+    assert report.extra["ray"]["chunks"] == 5 and report.extra["ray"]["chunks_failed"] == 2  # 3 chunks + 2 single
     assert rows["wurtzite_ZnO"]["status"] == "failed"
     assert "failed twice on Ray workers" in rows["wurtzite_ZnO"]["failure"]
     # its chunk neighbour was split off and screened alone
@@ -120,3 +124,13 @@ def test_ray_flag_without_ray_installed_names_the_extra(cif_dir, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 1 and "install the 'ray' extra" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+    code = main(["design", "a stable TiO2 compound", "-o", str(tmp_path / "d"), "--ray-address", "auto"])
+    assert code == 1 and "install the 'ray' extra" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_where_a_design_relaxes_does_not_change_its_cache_key():
+    from xtalagent.agent.design_records import DesignSettings
+    from xtalagent.agent.request import DesignRequest
+
+    request = DesignRequest(formula="TiO2")
+    assert DesignSettings(ray_address="local").key(request) == DesignSettings().key(request)

@@ -32,9 +32,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from xtalagent.errors import InputError, XtalAgentError
@@ -120,11 +121,37 @@ def default_chunk_size(n: int, workers: int, batch_size: int) -> int:
 _held: dict[str, StructureScreener] = {}  # per worker process: the screener of the current run
 
 
+@dataclass
+class RayRun:
+    """What a screening on Ray did: where, in how many chunks, and where the time went.
+
+    ``seconds``: wall time of the whole run as the driver saw it. ``worker_seconds`` /
+    ``worker_cpu_seconds``: wall and CPU time inside the tasks, summed over chunks, of which
+    ``setup_seconds`` went to loading the screener (potential, models) on each worker. With one
+    worker, ``seconds - worker_seconds`` is what Ray adds around the tasks (scheduling, transfer).
+    """
+
+    provenance: dict[str, Any] | None = None
+    seconds: float = 0.0
+    workers: int = 0
+    chunk_size: int = 0
+    chunks: int = 0
+    chunks_failed: int = 0
+    worker_processes: int = 0
+    worker_seconds: float = 0.0
+    worker_cpu_seconds: float = 0.0
+    setup_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "provenance"}
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
 def screen_chunk(
     holder: list[Any], cands: list[StructureCandidate], threads: int
-) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
-    """Ray task body: screen ``cands`` with the run's screener; returns ``(id, row)`` pairs and the
-    potential's provenance.
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any], dict[str, Any]]:
+    """Ray task body: screen ``cands`` with the run's screener; returns ``(id, row)`` pairs, the
+    potential's provenance and the task's timings.
 
     ``holder`` wraps the screener's object reference in a list so that Ray does not resolve it
     per call: the worker fetches and unpickles it once per run, loads the potential once, and
@@ -132,6 +159,7 @@ def screen_chunk(
     """
     import ray
 
+    start, cpu_start = time.perf_counter(), time.process_time()
     ref = holder[0]
     key = ref.hex()
     screener = _held.get(key)
@@ -143,9 +171,16 @@ def screen_chunk(
         screener = ray.get(ref)
         screener.loaded_potential()
         _held[key] = screener
+    setup = time.perf_counter() - start
     rows: list[tuple[str, dict[str, Any]]] = []
     screener.run(cands, lambda cand, row: rows.append((cand.id, row)))
-    return rows, screener.loaded_potential().provenance
+    timing = {
+        "pid": os.getpid(),
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
+        "setup_seconds": setup,
+    }
+    return rows, screener.loaded_potential().provenance, timing
 
 
 # --- the driver side -------------------------------------------------------------------------------
@@ -155,10 +190,11 @@ def screen_on_ray(
     *,
     on_row: Callable[[StructureCandidate, dict[str, Any]], None],
     options: RayOptions,
-) -> dict[str, Any] | None:
+) -> RayRun:
     """Screen ``cands`` on Ray; ``on_row(cand, row)`` in this process as each row comes back.
 
-    Returns the potential's provenance as a worker reported it (None if no chunk succeeded).
+    Returns what the run did, with the potential's provenance as a worker reported it (None if
+    no chunk succeeded).
     """
     ray = connect(options)
     cpus = max(1, options.cpus_per_worker)
@@ -170,29 +206,39 @@ def screen_on_ray(
     holder = [ray.put(screener)]
     logger.info("screening %d structures on Ray: %d workers, chunks of %d", len(cands), workers, size)
     running: dict[Any, list[StructureCandidate]] = {}
-    provenance: dict[str, Any] | None = None
+    run = RayRun(workers=workers, chunk_size=size)
+    start = time.perf_counter()
+    pids: set[int] = set()
     try:
         while queue or running:
             while queue and len(running) < workers:
                 chunk = queue.popleft()
                 running[task.remote(holder, chunk, cpus)] = chunk
+                run.chunks += 1
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
                 chunk = running.pop(ref)
                 try:
-                    pairs, provenance = ray.get(ref)
+                    pairs, run.provenance, timing = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     cause = getattr(exc, "cause", None)
                     if isinstance(cause, XtalAgentError):
                         raise cause from None
+                    run.chunks_failed += 1
                     _chunk_failed(chunk, exc, queue, screener, on_row)
                     continue
                 for cid, row in pairs:
                     on_row(by_id[cid], row)
+                pids.add(timing["pid"])
+                run.worker_seconds += timing["seconds"]
+                run.worker_cpu_seconds += timing["cpu_seconds"]
+                run.setup_seconds += timing["setup_seconds"]
     finally:
         for ref in running:  # interrupted: stop the chunks still running (their rows are lost, not wrong)
             ray.cancel(ref, force=True)
-    return provenance
+    run.worker_processes = len(pids)
+    run.seconds = time.perf_counter() - start
+    return run
 
 
 def _chunk_failed(

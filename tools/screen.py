@@ -458,10 +458,12 @@ def screen(
     if prerelax is not None:
         todo = [_prerelaxed(cand, prerelax, prerelaxed) for cand in todo]
     provenance: dict[str, Any] | None = None
+    extra: dict[str, Any] = {}  # report.extra: how a Ray run went
     if todo and ray is not None:
         from xtalagent.tools import distributed
 
-        provenance = distributed.screen_on_ray(screener, todo, on_row=finish, options=distributed.RayOptions.of(ray))
+        ray_run = distributed.screen_on_ray(screener, todo, on_row=finish, options=distributed.RayOptions.of(ray))
+        provenance, extra["ray"] = ray_run.provenance, ray_run.as_dict()
     elif todo:
         screener.run(todo, finish)
         provenance = screener.loaded_potential().provenance
@@ -486,7 +488,7 @@ def screen(
         symmetry_by_system=symmetry_summary(ordered),
         provenance=provenance,
         seconds=time.perf_counter() - start,
-        extra={"stable_threshold": stable_threshold},
+        extra={"stable_threshold": stable_threshold, **extra},
     )
     write_outputs(report, settings, stab, symprec, plot)
     return report
