@@ -588,6 +588,8 @@ def design(
     variant: Annotated[
         str, typer.Option(help="release: every known crystal informs the run; eval: train split only (benchmarks)")
     ] = DESIGN["variant"],
+    ray: Annotated[bool, typer.Option("--ray", help=RAY_HELP)] = False,
+    ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
 ) -> None:
     """Run the whole pipeline on a design request in plain words: ranked CIFs, summary and report.md."""
     from xtalagent.agent.commands import NeedsAnswer, design_command
@@ -608,6 +610,7 @@ def design(
         formation_energy_window=formation_energy_window,
         band_gap_offset=band_gap_offset,
         variant=variant,
+        ray_address=ray_cluster(ray, ray_address),
     )
     try:
         design_command(prompt, output, n=n, settings=settings, endpoint=endpoint, model=model, console=console)
