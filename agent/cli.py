@@ -25,7 +25,12 @@ from xtalagent.agent.design_records import DesignSettings
 from xtalagent.errors import InputError, XtalAgentError, validation_message
 from xtalagent.eval.bench_cli import bench_app
 from xtalagent.finetune.settings import ConstraintSettings, FinetuneSettings
-from xtalagent.structure_gen.settings import CspEvalSettings, DiffusionTrainConfig, SamplerSettings
+from xtalagent.structure_gen.settings import (
+    SAMPLES_PER_CONSTRAINT,
+    CspEvalSettings,
+    DiffusionTrainConfig,
+    SamplerSettings,
+)
 from xtalagent.tools.settings import RelaxSettings
 
 #: The design run's defaults, shown as the defaults of design, chat and web.
@@ -316,7 +321,7 @@ def finetune(
 @structures_app.command("sample")
 def structures_sample(
     constraints: Annotated[Path, typer.Argument(help="JSONL of constraints, or the output of 'constraints predict'")],
-    n: Annotated[int, typer.Option("-n", help="structures per constraint")] = 10,
+    n: Annotated[int, typer.Option("-n", help="structures per constraint")] = SAMPLES_PER_CONSTRAINT,
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for CIFs + index")] = Path("structures"),
     sampler: Annotated[str, typer.Option(help="diffusion or pyxtal")] = SamplerSettings.sampler,
     checkpoint: Annotated[

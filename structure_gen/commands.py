@@ -15,10 +15,12 @@ from pathlib import Path
 from xtalagent.errors import InputError
 from xtalagent.structure_gen.evaluate import crystal_system_table, run_eval_csp, summary_line
 from xtalagent.structure_gen.samplers import SAMPLERS, generate, make_sampler
-from xtalagent.structure_gen.settings import CspEvalSettings, DiffusionTrainConfig, SamplerSettings
-
-#: Structures per constraint of ``structures sample`` when none is asked for.
-SAMPLES_PER_CONSTRAINT: int = 10
+from xtalagent.structure_gen.settings import (
+    SAMPLES_PER_CONSTRAINT,
+    CspEvalSettings,
+    DiffusionTrainConfig,
+    SamplerSettings,
+)
 
 
 def sample_command(

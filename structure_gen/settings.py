@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: Structures per constraint of ``structures sample`` when ``-n`` is not given.
+SAMPLES_PER_CONSTRAINT: int = 10
+
 
 @dataclass(frozen=True)
 class SamplerSettings:
