@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -780,7 +780,13 @@ def serve(
     from xtalagent.finetune.serve import vllm_command
     from xtalagent.finetune.serve import vllm_python as python_for_vllm
 
-    options = {"host": host, "port": port, "dtype": dtype, "max_model_len": max_model_len, "extra": list(ctx.args)}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "dtype": dtype,
+        "max_model_len": max_model_len,
+        "extra": list(ctx.args),
+    }
     folder = model or config.CONSTRAINT_MODEL_DIR
     if dry_run:
         out.print(" ".join(vllm_command(folder, python=python_for_vllm(vllm_python), **options)))
