@@ -595,6 +595,15 @@ def design(
     ] = DESIGN["variant"],
     ray: Annotated[bool, typer.Option("--ray", help=RAY_HELP)] = False,
     ray_address: Annotated[str | None, typer.Option(help=RAY_ADDRESS_HELP)] = None,
+    oversample: Annotated[
+        int | None,
+        typer.Option(
+            help="structures generated per candidate; the potential's single-point energy picks which to relax "
+            "(default: the measured setting, see README)",
+            min=1,
+            max=5,
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline on a design request in plain words: ranked CIFs, summary and report.md."""
     from xtalagent.agent.commands import NeedsAnswer, design_command
@@ -770,6 +779,13 @@ def serve(
     dtype: Annotated[str, typer.Option(help="float32 gives the in-process scores; bfloat16 halves memory")] = "float32",
     max_model_len: Annotated[int | None, typer.Option(help="context (default: the model's, at most 2048)")] = None,
     ready_timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 600.0,
+    merge: Annotated[
+        bool | None,
+        typer.Option(
+            "--merge/--no-merge",
+            help="serve the Wyckoff-merged weights with stage 1 as one LoRA (default: for bases up to 1B parameters)",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the vLLM command instead of running it")] = False,
 ) -> None:
     """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA).
@@ -785,6 +801,7 @@ def serve(
         "port": port,
         "dtype": dtype,
         "max_model_len": max_model_len,
+        "merge": merge,
         "extra": list(ctx.args),
     }
     folder = model or config.CONSTRAINT_MODEL_DIR

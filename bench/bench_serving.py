@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     url = args.endpoint
     if url is None:
-        log = args.output.with_suffix(".server.log")
+        log = Path(tempfile.gettempdir()) / "serving_vllm.server.log"
         server = VLLMServer(config.CONSTRAINT_MODEL_DIR, port=args.port, python=args.vllm_python, log=log)
         url = server.start()
         result["server_startup_s"] = round(server.startup_seconds or 0.0, 1)

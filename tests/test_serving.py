@@ -181,7 +181,7 @@ def test_predict_cli_through_an_endpoint_matches_in_process(tiny_model, fake_ser
 def test_serve_command_carries_every_flag_a_first_try_needs(tiny_model, tmp_path):
     from xtalagent.finetune.serve import vllm_command
 
-    command = vllm_command(tiny_model, port=8123, python="py", tokenizer_cache=tmp_path)
+    command = vllm_command(tiny_model, port=8123, python="py", merge=False, cache_dir=tmp_path)
     assert command[:3] == ["py", "-m", "vllm.entrypoints.openai.api_server"]
     flags = dict(zip(command, command[1:]))
     assert flags["--port"] == "8123" and flags["--dtype"] == "float32" and flags["--block-size"] == "32"
@@ -198,8 +198,37 @@ def test_serve_command_carries_every_flag_a_first_try_needs(tiny_model, tmp_path
     }
     assert f"sg={tiny_model / 'sg'}" in command and f"wyckoff={tiny_model / 'wyckoff'}" in command
     # flags given by the user replace serve's own
-    mine = vllm_command(tiny_model, python="py", extra=["--dtype=bfloat16", "--gpu-memory-utilization", "0.5"])
+    mine = vllm_command(
+        tiny_model, python="py", merge=False, extra=["--dtype=bfloat16", "--gpu-memory-utilization", "0.5"]
+    )
     assert mine.count("--dtype") == 0 and "--dtype=bfloat16" in mine and "--kv-cache-memory-bytes" not in mine
+
+
+def test_merged_serving_weights_give_each_stage_its_own_model(tiny_model, local, tmp_path):
+    """Wyckoff-merged weights as the served model, stage 1 as the two adapters' difference: the
+    same log-probabilities as the in-process merged copies, and the command serves them so."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from xtalagent.finetune.serve import stage_weights_for_serving, vllm_command
+
+    folder = stage_weights_for_serving(tiny_model, tmp_path / "serve-models")
+    wyckoff = AutoModelForCausalLM.from_pretrained(folder / "base", dtype=torch.float32).eval()
+    sg = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(folder / "base", dtype=torch.float32), folder / "sg"
+    ).eval()
+    ids = torch.tensor([local.scorer.tokenizer("Task: choose Sc2Ni6 . Answer: 1 9 1").input_ids])
+    with torch.inference_mode():
+        for stage, served in (("sg", sg), ("wyckoff", wyckoff)):
+            mine = torch.log_softmax(local.scorer.models[stage](ids).logits, -1)
+            assert (torch.log_softmax(served(ids).logits, -1) - mine).abs().max() < 1e-4, stage
+    assert stage_weights_for_serving(tiny_model, tmp_path / "serve-models") == folder  # written once
+    command = vllm_command(tiny_model, python="py", merge=True, cache_dir=tmp_path)
+    flags = dict(zip(command, command[1:]))
+    assert flags["--served-model-name"] == "wyckoff" and flags["--model"].endswith("base")
+    assert flags["--max-lora-rank"] == "32" and flags["--lora-modules"] == f"sg={folder / 'sg'}"
+    assert not any(arg.startswith("wyckoff=") for arg in command)
 
 
 def test_serve_dry_run_passes_extra_flags_through(capsys):
