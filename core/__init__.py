@@ -2,8 +2,11 @@
 
 The package root holds what every stage shares: the JSON-serialisable records that cross stage
 boundaries (:mod:`xtalagent.records`), symmetry bookkeeping (:mod:`xtalagent.symmetry`),
-composition parsing (:mod:`xtalagent.composition`), the one place defaults are named
-(:mod:`xtalagent.config`), the dataset pipeline (:mod:`xtalagent.data`) and the CLI.
+composition parsing (:mod:`xtalagent.composition`), the settings every stage shares
+(:mod:`xtalagent.config`), the dataset pipeline (:mod:`xtalagent.data`), user errors and optional
+dependencies (:mod:`xtalagent.errors`, :mod:`xtalagent.optional`). It imports nothing above it: the
+CLI is :mod:`xtalagent.agent.cli`. ``__version__`` here is the package's one version number
+(``pyproject.toml`` reads it).
 """
 
 from xtalagent.errors import XtalAgentError
