@@ -305,7 +305,6 @@ def test_sampling_temperature_scales_the_injected_noise(fixture_dataset) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_training_can_start_from_a_checkpoint(fixture_dataset, tmp_path) -> None:
     """init_from loads the weights (here with lr 0, so they come out unchanged) with a fresh optimiser."""
     from xtalagent.data import load_records
