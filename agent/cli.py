@@ -780,12 +780,9 @@ def serve(
     max_model_len: Annotated[int | None, typer.Option(help="context (default: the model's, at most 2048)")] = None,
     ready_timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 600.0,
     merge: Annotated[
-        bool | None,
-        typer.Option(
-            "--merge/--no-merge",
-            help="serve the Wyckoff-merged weights with stage 1 as one LoRA (default: for bases up to 1B parameters)",
-        ),
-    ] = None,
+        bool,
+        typer.Option("--merge/--no-merge", help="serve the Wyckoff-merged weights with stage 1 as one LoRA on them"),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the vLLM command instead of running it")] = False,
 ) -> None:
     """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA).
