@@ -134,7 +134,7 @@ def record_metrics(model, result: dict[str, Any], *, seed: int) -> None:
 
     from xtalagent.io import write_json_atomic, write_text_atomic
     from xtalagent.tools import band_gap as bg
-    from xtalagent.tools.band_gap_train import readme, release_metrics
+    from xtalagent.tools.band_gap_docs import readme, release_metrics
 
     folder = model.path
     meta = json.loads((folder / bg.META_FILE).read_text())
