@@ -173,7 +173,14 @@ def design_answer(p: dict[str, dict[str, Any]]) -> str:
     if g:
         lines.append(
             f"Structures [generate_structures]: {g['passed_checks']} of {g['generated']} new ones passed the "
-            f"symmetry checks ({g['total_in_round']} in this round; {g['sampler']})."
+            f"symmetry checks ({g['candidates_in_round']} candidates in this round"
+            + (
+                f", {g['structures_per_candidate']} structures generated per candidate of which screening "
+                "relaxes the most promising by single-point energy"
+                if g.get("structures_per_candidate", 1) > 1
+                else ""
+            )
+            + f"; {g['sampler']})."
         )
     pr = p.get("prerelax_structures")
     if pr:

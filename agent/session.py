@@ -97,6 +97,8 @@ class DesignSession:
             "generated": len(made),
             "passed_checks": sum(s.ok for s in made),
             "total_in_round": len(run.structures),
+            "candidates_in_round": run.wanted,
+            "structures_per_candidate": self.settings.oversample,
             "sampler": run.sampler_note,
             "failed": [{"id": s.id, "reason": s.failure} for s in made if not s.ok],
         }

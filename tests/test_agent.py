@@ -150,7 +150,7 @@ def test_scripted_offline_chat_end_to_end(tmp_path, chgnet, predictor) -> None:
     assert "round_02" in cubic
 
     more = agent.ask("give me 2 more")
-    assert "4 in this round" in more
+    assert "4 candidates in this round" in more
 
     target = agent.ask("make the band gap 2 eV instead")
     request3 = json.loads((tmp_path / "chat" / "round_03" / "summary.json").read_text())["request"]
