@@ -38,7 +38,7 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE, LBFGS
 from ase.optimize.optimize import Optimizer
 
-from xtalagent.tools.potentials import Potential
+from xtalagent.tools.potentials import Evaluation, Potential
 from xtalagent.tools.settings import RelaxSettings
 
 #: Runaway guards: a structure beyond these is recorded as diverged.
@@ -177,6 +177,41 @@ def _runaway(atoms: Atoms, energy: float, forces: np.ndarray) -> str | None:
     return None
 
 
+def _advance(
+    job: _Job, ev: Evaluation, *, fmax: float, max_steps: int, timeout: float
+) -> tuple[str, str | None] | None:
+    """One optimiser step of ``job`` from its fresh evaluation ``ev``; returns the job's final
+    (status, failure) when it stops here, None when it goes on."""
+    res = job.result
+    if ev.error is not None:
+        return "failed", ev.error
+    if not ev.finite:
+        return "failed", "non-finite energy, forces or stress (NaN/inf)"
+    assert ev.forces is not None  # finite, so evaluated
+    reason = _runaway(job.atoms, ev.energy, ev.forces)
+    res.energy = ev.energy
+    if reason:
+        return "failed", reason
+    job.atoms.calc = SinglePointCalculator(job.atoms, energy=ev.energy, forces=ev.forces, stress=ev.stress)
+    try:
+        forces = np.asarray(job.optimizable.get_forces())
+    except Exception as exc:
+        return "failed", f"constraint/filter failed: {type(exc).__name__}: {exc}"
+    res.fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
+    if res.fmax < fmax:
+        return "converged", None
+    if res.steps >= max_steps:
+        return "unconverged", f"step limit ({max_steps}) reached, fmax {res.fmax:.3f} eV/Å"
+    if time.perf_counter() - job.start > timeout:
+        return "failed", f"timeout after {timeout:g} s ({res.steps} steps)"
+    try:
+        job.opt.step()  # gradient from the SinglePointCalculator just attached
+    except Exception as exc:
+        return "failed", f"optimiser step failed: {type(exc).__name__}: {exc}"
+    res.steps += 1
+    return None
+
+
 def relax_batch(
     structures: Sequence[Atoms],
     potential: Potential,
@@ -231,41 +266,11 @@ def relax_batch(
         evaluations = potential.evaluate([job.atoms for job in active])
         still: list[_Job] = []
         for job, ev in zip(active, evaluations):
-            res = job.result
-            if ev.error is not None:
-                finish(job, "failed", ev.error)
-                continue
-            if not ev.finite:
-                finish(job, "failed", "non-finite energy, forces or stress (NaN/inf)")
-                continue
-            assert ev.forces is not None  # finite, so evaluated
-            reason = _runaway(job.atoms, ev.energy, ev.forces)
-            if reason:
-                res.energy = ev.energy
-                finish(job, "failed", reason)
-                continue
-            job.atoms.calc = SinglePointCalculator(job.atoms, energy=ev.energy, forces=ev.forces, stress=ev.stress)
-            res.energy = ev.energy
-            try:
-                forces = np.asarray(job.optimizable.get_forces())
-            except Exception as exc:
-                finish(job, "failed", f"constraint/filter failed: {type(exc).__name__}: {exc}")
-                continue
-            res.fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
-            if res.fmax < fmax:
-                finish(job, "converged")
-            elif res.steps >= max_steps:
-                finish(job, "unconverged", f"step limit ({max_steps}) reached, fmax {res.fmax:.3f} eV/Å")
-            elif time.perf_counter() - job.start > timeout:
-                finish(job, "failed", f"timeout after {timeout:g} s ({res.steps} steps)")
-            else:
-                try:
-                    job.opt.step()  # gradient from the SinglePointCalculator just attached
-                except Exception as exc:
-                    finish(job, "failed", f"optimiser step failed: {type(exc).__name__}: {exc}")
-                    continue
-                res.steps += 1
+            outcome = _advance(job, ev, fmax=fmax, max_steps=max_steps, timeout=timeout)
+            if outcome is None:
                 still.append(job)
+            else:
+                finish(job, *outcome)
         active = still
     return [r for r in results if r is not None]
 
