@@ -625,6 +625,7 @@ def design(
         band_gap_offset=band_gap_offset,
         variant=variant,
         ray_address=ray_cluster(ray, ray_address),
+        **({} if oversample is None else {"oversample": oversample}),
     )
     try:
         design_command(prompt, output, n=n, settings=settings, endpoint=endpoint, model=model, console=console)
@@ -654,6 +655,9 @@ def eval_design(
     threads: Annotated[int | None, typer.Option(help="torch threads")] = 1,
     results: Annotated[Path | None, typer.Option(help="folder for the JSON (default: --output)")] = None,
     split: Annotated[str, typer.Option(help="test (reported figures) or val (tuning the pipeline)")] = "test",
+    oversample: Annotated[
+        int | None, typer.Option(help="structures per candidate (default: design's default)", min=1, max=5)
+    ] = None,
 ) -> None:
     """Design rounds on MP test crystals as users run them: hit rate, composition precision, S.U.N., rediscovery."""
     from rich.progress import Progress
@@ -691,6 +695,7 @@ def eval_design(
         shard=(index, count),
         results=results,
         split=split,  # type: ignore[arg-type]
+        oversample=oversample,
     )
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("design requests", total=None)
