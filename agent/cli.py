@@ -17,27 +17,18 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.table import Table
 from typer.exceptions import TyperException
 
 from xtalagent import config
-from xtalagent.agent.design_records import DesignSettings
-from xtalagent.errors import InputError, XtalAgentError, validation_message
+from xtalagent.agent.cli_common import DESIGN, console, out, read_text_input
+from xtalagent.agent.cli_constraints import constraints_app
+from xtalagent.agent.cli_data import data_app
+from xtalagent.agent.cli_eval import eval_app
+from xtalagent.agent.cli_structures import structures_app
+from xtalagent.errors import XtalAgentError, validation_message
 from xtalagent.eval.bench_cli import bench_app
-from xtalagent.finetune.settings import ConstraintSettings, FinetuneSettings
-from xtalagent.structure_gen.settings import (
-    SAMPLES_PER_CONSTRAINT,
-    CspEvalSettings,
-    DiffusionTrainConfig,
-    SamplerSettings,
-)
+from xtalagent.finetune.settings import FinetuneSettings
 from xtalagent.tools.settings import RelaxSettings
-
-#: The design run's defaults, shown as the defaults of design, chat and web.
-DESIGN = {name: field.default for name, field in DesignSettings.model_fields.items()}
-
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
 
 app = typer.Typer(
     name="xtalagent",
@@ -46,17 +37,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Build and inspect symmetry-labelled crystal datasets.", no_args_is_help=True)
-constraints_app = typer.Typer(
-    help="Predict space group + Wyckoff sites from composition and target properties.", no_args_is_help=True
-)
-structures_app = typer.Typer(
-    help="Generate crystal structures that carry a given symmetry constraint.", no_args_is_help=True
-)
 app.add_typer(data_app, name="data")
 app.add_typer(constraints_app, name="constraints")
 app.add_typer(structures_app, name="structures")
-eval_app = typer.Typer(help="End-to-end benchmarks of the whole pipeline.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")  # xtalagent bench NAME: eval/bench_cli.py
 
@@ -78,188 +61,7 @@ def _logging_options(
     configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
-# --- data ---------------------------------------------------------------------------------------
-@data_app.command("build")
-def data_build(
-    inputs: Annotated[
-        list[Path], typer.Argument(help="CSV(.gz) with a 'cif' column, .cif file, folder of CIFs, or ASE .db")
-    ],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Parquet file to write")] = None,
-    symprec: Annotated[float, typer.Option(help="symmetry tolerance in Å")] = config.SYMPREC,
-    workers: Annotated[int, typer.Option(help="worker processes (0: all cores)")] = 0,
-    force: Annotated[bool, typer.Option("--force", help="rebuild even if a cached result exists")] = False,
-    limit: Annotated[int | None, typer.Option(help="label only the first N crystals")] = None,
-) -> None:
-    """Label crystals with space group, conventional cell and Wyckoff sites; write Parquet + report."""
-    from xtalagent.data import build_dataset
-    from xtalagent.data.build import report_path
-
-    if output is None:
-        stem = inputs[0].name.split(".")[0] or "dataset"
-        output = Path("datasets") / f"{stem}.parquet"
-    report = build_dataset(inputs, output, symprec=symprec, workers=workers or None, force=force, limit=limit)
-    state = "cached result reused" if report.cached else f"{report.seconds:.1f} s on {report.workers} worker(s)"
-    out.print(
-        f"[green]labelled {report.n_labelled}/{report.n_read}[/] crystals "
-        f"({100 * report.labelled_fraction:.2f}%) -> {output}  [dim]({state})[/]"
-    )
-    if report.skipped_by_reason:
-        reasons = ", ".join(f"{n} {why}" for why, n in report.skipped_by_reason.items())
-        out.print(f"skipped: {reasons}  [dim](details in {report_path(output)})[/]")
-        for item in report.skipped[:5]:
-            out.print(f"  {item['id']}: {item['reason']}", highlight=False, markup=False)
-        if report.n_skipped > 5:
-            out.print(f"  ... and {report.n_skipped - 5} more")
-    out.print("splits: " + ", ".join(f"{k} {v}" for k, v in sorted(report.splits.items())))
-
-
-@data_app.command("info")
-def data_info(dataset: Annotated[Path, typer.Argument(help="Parquet file from 'xtalagent data build'")]) -> None:
-    """Summarise a labelled dataset: rows per split, frequent space groups, property columns."""
-    from xtalagent.data import load_dataset
-    from xtalagent.data.schema import CORE_COLUMNS
-
-    frame = load_dataset(dataset)
-    table = Table(title=f"{dataset} ({len(frame)} crystals)")
-    table.add_column("split")
-    table.add_column("crystals", justify="right")
-    table.add_column("top space groups")
-    for split, part in frame.groupby("split"):
-        top = part["spacegroup"].value_counts().head(5)
-        table.add_row(str(split), str(len(part)), ", ".join(f"{g} ({n})" for g, n in top.items()))
-    out.print(table)
-    props = [c for c in frame.columns if c not in CORE_COLUMNS]
-    out.print("properties: " + (", ".join(props) or "none"))
-
-
 # --- later stages -------------------------------------------------------------------------------
-def read_text_input(path: Path, what: str) -> list[str]:
-    """Lines of a text input file; a folder, binary or unreadable file is one :class:`InputError` line."""
-    if not path.exists():
-        raise InputError(f"{what} {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{what} {path} is a folder; give a file")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise InputError(f"{what} {path} is not UTF-8 text (a binary file?)") from None
-    except OSError as exc:
-        raise InputError(f"{what} {path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-
-
-@constraints_app.command("predict")
-def constraints_predict(
-    requests: Annotated[Path, typer.Argument(help="JSONL: one request per line (see 'finetune/requests.py')")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="JSONL file to write")] = Path("constraints.jsonl"),
-    top_k: Annotated[int, typer.Option("--top-k", help="candidates per request")] = ConstraintSettings.top_k,
-    temperature: Annotated[float, typer.Option(help="0 = beam search; >0 = sampling")] = ConstraintSettings.temperature,
-    seed: Annotated[int, typer.Option(help="random seed for sampling")] = ConstraintSettings.seed,
-    model: Annotated[Path | None, typer.Option(help="model folder (base/, sg/, wyckoff/); default: embedded")] = None,
-    endpoint: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible endpoint serving adapters 'sg' and 'wyckoff'")
-    ] = None,
-    prior: Annotated[
-        bool,
-        typer.Option(help="let known crystals (both stages) and the composition and ratio classifiers (stage 1) vote"),
-    ] = True,
-    variant: Annotated[
-        str, typer.Option(help="release: the prior hears every known crystal; eval: the train split only")
-    ] = "release",
-    timeout: Annotated[float, typer.Option(min=1, help="seconds per call to --endpoint")] = 300.0,
-) -> None:
-    """Predict space group and Wyckoff sites for each request of a JSONL file.
-
-    With --endpoint, --model names the folder the server serves (default: the embedded model, as
-    'xtalagent serve' does): its tokenizer and voters are used here, so the answers match in process.
-    """
-    from rich.progress import track
-
-    from xtalagent.finetune.predictor import duplicate_ids, load_predictor, read_request_lines
-    from xtalagent.finetune.requests import Prediction
-    from xtalagent.io import atomic_path, check_output_file, exclusive_output
-
-    items = list(read_request_lines(read_text_input(requests, "request file")))
-    if not items:
-        raise InputError(f"{requests} holds no requests (one JSON object per line)")
-    for key in duplicate_ids(items):
-        console.print(f"[yellow]warning:[/] request id {key} is given more than once in {requests}")
-    check_output_file(output)
-    replaced = output.exists()
-    with exclusive_output(output):
-        scoring = {"timeout": timeout} if endpoint else {}
-        predictor = load_predictor(model, endpoint, use_prior=prior, variant=variant, **scoring)
-        n_errors = 0
-        with atomic_path(output) as tmp, open(tmp, "w") as handle:
-            for item in track(items, description="predicting", console=console):
-                prediction = (
-                    item
-                    if isinstance(item, Prediction)
-                    else predictor.predict_request(item, top_k=top_k, temperature=temperature, seed=seed)
-                )
-                n_errors += prediction.error is not None
-                handle.write(prediction.model_dump_json(exclude_none=True) + "\n")
-    note = " (replaced the previous file)" if replaced else ""
-    out.print(f"{len(items) - n_errors} answered, {n_errors} with errors -> {output}{note}")
-
-
-@constraints_app.command("eval")
-def constraints_eval(
-    dataset: Annotated[Path, typer.Argument(help="Parquet file from 'xtalagent data build'")],
-    split: Annotated[str, typer.Option(help="split to evaluate")] = "val",
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for JSON + confusion PNGs")] = Path(
-        "eval-constraints"
-    ),
-    limit: Annotated[int | None, typer.Option(help="evaluate a random subset of N crystals")] = None,
-    patterns: Annotated[
-        str, typer.Option(help="comma-separated: formula,elements,composition")
-    ] = "formula,elements,composition",
-    properties: Annotated[
-        str, typer.Option(help="comma-separated: band_gap,formation_energy,none")
-    ] = "band_gap,formation_energy,none",
-    top_k: Annotated[int, typer.Option("--top-k")] = ConstraintSettings.top_k,
-    decode_k: Annotated[int | None, typer.Option(help="candidates fully decoded per request (default: top-k)")] = None,
-    model: Annotated[Path | None, typer.Option(help="model folder; default: embedded")] = None,
-    endpoint: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint")] = None,
-    prior: Annotated[
-        bool, typer.Option(help="let known crystals and the composition and ratio classifiers vote beside the model")
-    ] = True,
-) -> None:
-    """Evaluate the constraint generator on a labelled dataset split (accuracy, validity, baselines)."""
-    from xtalagent.eval.constraints_report import run_constraint_eval
-
-    summary = run_constraint_eval(
-        dataset=dataset,
-        split=split,
-        output=output,
-        limit=limit,
-        patterns=patterns.split(","),
-        properties=properties.split(","),
-        top_k=top_k,
-        model=model,
-        endpoint=endpoint,
-        decode_k=decode_k,
-        use_prior=prior,
-    )
-    table = Table(title=f"constraint generator on {dataset.name}:{split}")
-    columns = ("request", "n", "sg top-1", "sg top-k", "wyckoff|sg", "template", "valid", "NN", "prototype NN")
-    for column in columns:
-        table.add_column(column)
-    for key, row in summary["results"].items():
-        table.add_row(
-            key,
-            str(row["n"]),
-            f"{row['sg_top1']:.3f}",
-            f"{row['sg_topk']:.3f}",
-            f"{row['wyckoff_top1_given_group']:.3f}",
-            f"{row['template_top1']:.3f}",
-            f"{row['valid_rate']:.3f}",
-            f"{row['baseline_nearest_neighbour']:.3f}",
-            f"{row['baseline_nearest_prototype']:.3f}",
-        )
-    out.print(table)
-    out.print(f"-> {output}/constraints_eval.json")
-
-
 @app.command("finetune")
 def finetune(
     dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build', or a CSV of CIFs + properties")],
@@ -316,127 +118,6 @@ def finetune(
     )
     folder = run_finetune(dataset=dataset, output=output, settings=settings)
     out.print(f"[green]constraint model ready[/] -> {folder}")
-
-
-@structures_app.command("sample")
-def structures_sample(
-    constraints: Annotated[Path, typer.Argument(help="JSONL of constraints, or the output of 'constraints predict'")],
-    n: Annotated[int, typer.Option("-n", help="structures per constraint")] = SAMPLES_PER_CONSTRAINT,
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for CIFs + index")] = Path("structures"),
-    sampler: Annotated[str, typer.Option(help="diffusion or pyxtal")] = SamplerSettings.sampler,
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="diffusion checkpoint; default: shipped")
-    ] = SamplerSettings.checkpoint,
-    seed: Annotated[int | None, typer.Option(help="random seed")] = SamplerSettings.seed,
-    max_attempts: Annotated[
-        int, typer.Option(help="retries for structures that fail the checks")
-    ] = SamplerSettings.max_attempts,
-    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = SamplerSettings.steps,
-    temperature: Annotated[
-        float, typer.Option(help="diffusion noise scale (1: exact reverse process; lower: likelier structures)")
-    ] = SamplerSettings.temperature,
-) -> None:
-    """Sample crystal structures that carry each symmetry constraint exactly (checked with spglib)."""
-    from xtalagent.structure_gen.commands import sample_command
-
-    settings = SamplerSettings(
-        sampler=sampler,
-        checkpoint=checkpoint,
-        seed=seed,
-        max_attempts=max_attempts,
-        steps=steps,
-        temperature=temperature,
-    )
-    sample_command(constraints=constraints, n=n, output=output, settings=settings, echo=out.print)
-
-
-@structures_app.command("train")
-def structures_train(
-    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build'")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="run folder (checkpoints, log)")] = Path(
-        "runs/structure_gen"
-    ),
-    train_split: Annotated[str | None, typer.Option(help="split to train on (default: train, or all rows)")] = None,
-    val_split: Annotated[str | None, typer.Option(help="split for the validation match rate")] = None,
-    hidden: Annotated[int, typer.Option()] = DiffusionTrainConfig.hidden,
-    layers: Annotated[int, typer.Option()] = DiffusionTrainConfig.layers,
-    batch_size: Annotated[int, typer.Option()] = DiffusionTrainConfig.batch_size,
-    lr: Annotated[float, typer.Option()] = DiffusionTrainConfig.lr,
-    max_steps: Annotated[int, typer.Option()] = DiffusionTrainConfig.max_steps,
-    max_minutes: Annotated[
-        float, typer.Option(help="stop (with a checkpoint) after this long")
-    ] = DiffusionTrainConfig.max_minutes,
-    eval_every: Annotated[
-        int, typer.Option(help="steps between validation match rates")
-    ] = DiffusionTrainConfig.eval_every,
-    eval_samples: Annotated[
-        int, typer.Option(help="validation crystals sampled per match-rate check")
-    ] = DiffusionTrainConfig.eval_samples,
-    max_atoms: Annotated[int, typer.Option(help="skip larger conventional cells")] = DiffusionTrainConfig.max_atoms,
-    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
-    seed: Annotated[int, typer.Option()] = DiffusionTrainConfig.seed,
-    threads: Annotated[int, typer.Option(help="torch threads")] = DiffusionTrainConfig.threads,
-    init_from: Annotated[
-        Path | None, typer.Option(help="start from this checkpoint's weights (fresh optimiser and schedule)")
-    ] = None,
-) -> None:
-    """Train the symmetry-conditioned diffusion model (checkpoints, resume, validation match rate)."""
-    from xtalagent.structure_gen.commands import train_command
-
-    settings = DiffusionTrainConfig(
-        data=str(dataset),
-        out_dir=str(output),
-        train_split=train_split,
-        val_split=val_split,
-        hidden=hidden,
-        layers=layers,
-        batch_size=batch_size,
-        lr=lr,
-        max_steps=max_steps,
-        max_minutes=max_minutes,
-        eval_every=eval_every,
-        eval_samples=eval_samples,
-        max_atoms=max_atoms,
-        resume=resume,
-        seed=seed,
-        threads=threads,
-        init_from=str(init_from) if init_from else None,
-    )
-    best = train_command(settings)
-    out.print(f"best checkpoint: {best}")
-
-
-@structures_app.command("eval-csp")
-def structures_eval_csp(
-    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build'")],
-    split: Annotated[str, typer.Option(help="split to evaluate ('all' for every row)")] = "test",
-    sampler: Annotated[str, typer.Option(help="diffusion, pyxtal or both")] = "both",
-    n: Annotated[int, typer.Option("-n", help="random crystals to evaluate")] = CspEvalSettings.crystals,
-    k: Annotated[int, typer.Option("-k", help="samples per crystal for match@k")] = CspEvalSettings.k,
-    seed: Annotated[int, typer.Option()] = 0,
-    checkpoint: Annotated[Path | None, typer.Option(help="diffusion checkpoint; default: shipped")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="JSON report")] = Path("eval-csp.json"),
-    steps: Annotated[int, typer.Option(help="diffusion denoising steps")] = SamplerSettings.steps,
-    temperature: Annotated[
-        float, typer.Option(help="diffusion noise scale (1: exact reverse process)")
-    ] = SamplerSettings.temperature,
-) -> None:
-    """Crystal structure prediction with the true constraints: match rate, RMSE, validity, speed."""
-    from xtalagent.structure_gen.commands import eval_csp_command
-
-    eval_csp_command(
-        dataset=dataset,
-        split=None if split == "all" else split,
-        sampler=sampler,
-        n=n,
-        k=k,
-        seed=seed,
-        checkpoint=checkpoint,
-        output=output,
-        steps=steps,
-        temperature=temperature,
-        echo=out.print,
-    )
 
 
 RAY_HELP = "relax on a Ray cluster: a local one started here, unless --ray-address (needs the 'ray' extra)"
@@ -632,84 +313,6 @@ def design(
     except NeedsAnswer as exc:
         console.print(f"[yellow]question:[/] {exc}")
         raise typer.Exit(2) from None
-
-
-@eval_app.command("design")
-def eval_design(
-    dataset: Annotated[Path, typer.Argument(help="Parquet from 'xtalagent data build' with a 'test' split")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for run folders and the JSON")] = Path(
-        "runs/eval-design"
-    ),
-    pattern: Annotated[str, typer.Option(help="formula (cell formula) or elements")] = "formula",
-    prop: Annotated[str, typer.Option("--property", help="formation_energy or band_gap")] = "formation_energy",
-    reference: Annotated[
-        str, typer.Option(help="model (the pipeline), random (unconstrained baseline) or true (true constraints)")
-    ] = "model",
-    n: Annotated[int, typer.Option("-n", help="test requests (seeded)", min=1)] = 50,
-    candidates: Annotated[int, typer.Option(help="candidates per request", min=1, max=50)] = 5,
-    seed: Annotated[int, typer.Option()] = 0,
-    relax_steps: Annotated[int, typer.Option(help="relaxation steps", min=1)] = config.DESIGN_RELAX_MAX_STEPS,
-    shard: Annotated[str, typer.Option(help="I/M: run every M-th request starting at I (split a run over cores)")] = (
-        "0/1"
-    ),
-    threads: Annotated[int | None, typer.Option(help="torch threads")] = 1,
-    results: Annotated[Path | None, typer.Option(help="folder for the JSON (default: --output)")] = None,
-    split: Annotated[str, typer.Option(help="test (reported figures) or val (tuning the pipeline)")] = "test",
-    oversample: Annotated[
-        int | None, typer.Option(help="structures per candidate (default: design's default)", min=1, max=5)
-    ] = None,
-) -> None:
-    """Design rounds on MP test crystals as users run them: hit rate, composition precision, S.U.N., rediscovery."""
-    from rich.progress import Progress
-
-    from xtalagent.errors import InputError
-    from xtalagent.eval.design_benchmark import DesignBenchSettings, run_benchmark
-    from xtalagent.tools.potentials import limit_threads
-
-    choices = {"pattern": ("formula", "elements"), "property": ("formation_energy", "band_gap"),
-               "reference": ("model", "random", "true"), "split": ("test", "val")}  # fmt: skip
-    for name, value in (("pattern", pattern), ("property", prop), ("reference", reference), ("split", split)):
-        if value not in choices[name]:
-            raise InputError(f"--{name} must be one of {', '.join(choices[name])}, not {value!r}")
-    if reference != "model" and pattern != "formula":
-        raise InputError("the random and true references need cell-formula requests (--pattern formula)")
-    try:
-        index, count = (int(x) for x in shard.split("/"))
-        if not 0 <= index < count:
-            raise ValueError
-    except ValueError:
-        raise InputError(f"--shard must look like I/M with 0 <= I < M, not {shard!r}") from None
-    if not dataset.is_file():
-        raise InputError(f"{dataset}: no such dataset (build one with 'xtalagent data build')")
-    limit_threads(threads)
-    settings = DesignBenchSettings(
-        dataset=dataset,
-        out=output,
-        pattern=pattern,  # type: ignore[arg-type]
-        prop=prop,  # type: ignore[arg-type]
-        reference=reference,  # type: ignore[arg-type]
-        n_requests=n,
-        candidates=candidates,
-        seed=seed,
-        relax_steps=relax_steps,
-        shard=(index, count),
-        results=results,
-        split=split,  # type: ignore[arg-type]
-        oversample=oversample,
-    )
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("design requests", total=None)
-        result = run_benchmark(settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    summary = result["summary"]
-    table = Table(title=f"{pattern} + {prop}, {reference} constraints ({result['variant'].split(' ')[0]} variant)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in summary.items():
-        if key != "refusals":
-            table.add_row(key, str(value))
-    out.print(table)
-    out.print(f"property proxy: {result['property_proxy']}")
-    out.print(f"-> {result['path']}")
 
 
 @app.command("chat")
