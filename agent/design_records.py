@@ -20,7 +20,7 @@ from xtalagent.agent.request import DesignRequest
 from xtalagent.records import SymmetryConstraint
 from xtalagent.tools.settings import RelaxSettings
 
-PIPELINE_VERSION: int = 5  # 2: classifier; 3: ratio classifier; 4: band gap, known phases; 5: C1-weighted slots
+PIPELINE_VERSION: int = 6  # 2: classifier; 3: ratio classifier; 4: band gap, known phases; 5: C1 slots; 6: routing
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Log = Callable[[str], None]

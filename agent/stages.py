@@ -117,12 +117,17 @@ def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
 
     if settings.sampler == "pyxtal":
         return "pyxtal", None, "PyXtal's random symmetric builder (chosen)"
-    if settings.sampler == "diffusion" or settings.diffusion_checkpoint:
-        ckpt = settings.diffusion_checkpoint or str(CHECKPOINT_DIR / general_diffusion_checkpoint())
+    if settings.diffusion_checkpoint:
+        ckpt = settings.diffusion_checkpoint
         return "diffusion", ckpt, f"diffusion model {Path(ckpt).name}"
     general = CHECKPOINT_DIR / general_diffusion_checkpoint()
-    if general.exists():
-        return "diffusion", str(general), f"diffusion model {general.name} (general inorganic crystals)"
+    if general.exists() or settings.sampler == "diffusion":
+        # no checkpoint: make_sampler routes each constraint to the shipped model whose training
+        # domain holds it (structure_gen/routing.py)
+        return "diffusion", None, (
+            f"diffusion model {general.name} (general inorganic crystals; constraints inside the Perov-5 "
+            "model's training domain go to perov_5.pt)"
+        )
     return (
         "pyxtal",
         None,

@@ -291,3 +291,26 @@ def test_an_oversampled_round_relaxes_as_many_as_asked(tmp_path) -> None:
     assert "picked 2 of" in (tmp_path / "run" / "report.md").read_text()
     again = run_design(request, tmp_path / "run", settings)
     assert [s.model_dump() for s in again.structures] == [s.model_dump() for s in run.structures]
+
+
+def test_design_routes_perovskites_to_the_perov_5_model(tmp_path, caplog) -> None:
+    """design's default sampler takes no fixed checkpoint, so a cubic ABX3 perovskite constraint is
+    sampled by the Perov-5 model (inside its training domain) and rock salt by the general model."""
+    from xtalagent.agent.pipeline import ConstraintChoice, choose_sampler, generate_structures
+    from xtalagent.structure_gen.routing import shipped_domains
+    from xtalagent.structure_gen.samplers import CHECKPOINT_DIR
+
+    if not (CHECKPOINT_DIR / "mp_20.pt").exists() or not shipped_domains():
+        pytest.skip("shipped checkpoints not present")
+    name, checkpoint, note = choose_sampler(DesignSettings())
+    assert (name, checkpoint) == ("diffusion", None) and "perov_5.pt" in note
+    assert choose_sampler(DesignSettings(diffusion_checkpoint="x.pt"))[1] == "x.pt"
+    perovskite = ConstraintChoice(
+        id="C1", spacegroup=221, spacegroup_symbol="Pm-3m", crystal_system="cubic", formula="SrTiO3", score=0.0,
+        sites=[{"element": "Sr", "wyckoff": "1a"}, {"element": "Ti", "wyckoff": "1b"},
+               {"element": "O", "wyckoff": "3c"}],
+    )  # fmt: skip
+    caplog.set_level("INFO", logger="xtalagent.structure_gen.routing")
+    made = generate_structures([perovskite], 1, tmp_path, DesignSettings(), DesignRequest(formula="SrTiO3"))
+    assert made[0].ok and made[0].spacegroup == 221
+    assert "to perov_5.pt" in caplog.text and "to mp_20.pt" not in caplog.text
