@@ -124,9 +124,13 @@ def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
     if general.exists() or settings.sampler == "diffusion":
         # no checkpoint: make_sampler routes each constraint to the shipped model whose training
         # domain holds it (structure_gen/routing.py)
-        return "diffusion", None, (
-            f"diffusion model {general.name} (general inorganic crystals; constraints inside the Perov-5 "
-            "model's training domain go to perov_5.pt)"
+        return (
+            "diffusion",
+            None,
+            (
+                f"diffusion model {general.name} (general inorganic crystals; constraints inside the Perov-5 "
+                "model's training domain go to perov_5.pt)"
+            ),
         )
     return (
         "pyxtal",
