@@ -23,171 +23,49 @@ window is given, ``meets_band_gap``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from xtalagent import config
 from xtalagent.errors import InputError
-from xtalagent.io import atomic_path, write_json_atomic, write_text_atomic
-from xtalagent.symmetry import check_spacegroup, crystal_system, detect_spacegroup
+from xtalagent.io import write_json_atomic
+from xtalagent.symmetry import crystal_system, detect_spacegroup
 from xtalagent.tools import checks
 from xtalagent.tools import relax as relaxation
 from xtalagent.tools.hull import ReferenceHull, StabilityModel
 from xtalagent.tools.potentials import Potential, load_potential
+from xtalagent.tools.screen_input import read_candidates
+from xtalagent.tools.screen_outputs import plot_ehull, symmetry_summary, write_outputs
+from xtalagent.tools.screen_records import (
+    CACHE_VERSION,
+    SUMMARY_COLUMNS,
+    ScreenReport,
+    ScreenSettings,
+    StructureCandidate,
+)
 from xtalagent.tools.settings import RelaxSettings
+
+__all__ = [
+    "CACHE_VERSION", "SUMMARY_COLUMNS", "ScreenReport", "ScreenSettings", "StructureCandidate",
+    "plot_ehull", "read_candidates", "screen", "screen_command", "symmetry_summary", "write_outputs",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     from xtalagent.tools.distributed import RayOptions
 
 logger = logging.getLogger(__name__)
 
-#: Bumped whenever per-structure results change meaning, so caches are recomputed.
-CACHE_VERSION: int = 3  # 2: optimiser in the key; MP2020 hull table; 3: band gap
-
-SUMMARY_COLUMNS = [
-    "rank", "id", "formula", "natoms", "requested_spacegroup", "final_spacegroup", "symmetry_kept",
-    "crystal_system", "status", "energy_eV", "energy_per_atom", "e_form", "e_hull", "band_gap", "band_gap_std",
-    "meets_band_gap", "steps", "fmax",
-    "valid_structure", "valid_composition", "phonon_stable", "stable", "unique", "novel", "sun",
-    "prerelax_reached", "prerelax_used", "potential", "checkpoint", "failure", "cif", "source",
-]  # fmt: skip
-
-
-@dataclass
-class ScreenSettings:
-    """Everything that changes a per-structure result (hashed into the cache key)."""
-
-    potential: str = "auto"
-    checkpoint: str | None = None
-    relax: bool = True
-    symmetric: bool = True
-    fmax: float = RelaxSettings.fmax
-    max_steps: int = RelaxSettings.max_steps
-    timeout: float = RelaxSettings.timeout
-    optimizer: str = RelaxSettings.optimizer
-    stability: bool = True
-    hull_table: str | None = None
-    phonons: bool = False
-    symprec: float = config.CHECK_SYMPREC
-    prerelax: str | None = None  # name of the pre-relaxation hook, if any
-    band_gap_model: str | None = None  # name of the band-gap model, if any
-
-    def key(self) -> str:
-        blob = json.dumps({**asdict(self), "version": CACHE_VERSION}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass
-class StructureCandidate:
-    id: str
-    source: str
-    cif_text: str = ""
-    structure: Structure | None = None
-    requested_spacegroup: int | None = None
-    error: str | None = None
-
-    @property
-    def input_hash(self) -> str:
-        return hashlib.sha256(self.cif_text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class ScreenReport:
-    out: Path
-    rows: list[dict[str, Any]]
-    n_candidates: int
-    n_cached: int
-    n_relaxed: int
-    n_failed: int
-    sun_rate: float | None
-    symmetry_by_system: dict[str, dict[str, float]]
-    provenance: dict[str, Any]
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
 
 # --- input ----------------------------------------------------------------------------------------
-def _parse_cif(text: str) -> Structure:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        structure = Structure.from_str(text, fmt="cif")
-    if not structure.is_ordered:
-        raise InputError("partial occupancy (disordered structure)")
-    return structure
-
-
-def read_candidates(source: Path | str, limit: int | None = None) -> list[StructureCandidate]:
-    """Candidates from a folder of CIFs, a single CIF, or a JSONL/CSV index with ``cif_path``."""
-    source = Path(source)
-    rows: list[dict[str, Any]]
-    if not source.exists():
-        raise InputError(f"{source} does not exist")
-    if source.is_dir():
-        files = sorted(source.glob("*.cif"))
-        if not files:
-            raise InputError(f"no .cif files in {source}")
-        rows = [{"cif_path": f.name} for f in files]
-        base = source
-    elif source.suffix.lower() == ".cif":
-        rows, base = [{"cif_path": source.name}], source.parent
-    elif source.suffix.lower() in (".jsonl", ".csv"):
-        base = source.parent
-        if source.suffix.lower() == ".jsonl":
-            try:
-                rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{source}: invalid JSON line: {exc}") from None
-        else:
-            rows = pd.read_csv(source).to_dict("records")
-        if not rows or any("cif_path" not in r for r in rows):
-            raise InputError(f"{source}: every row needs a 'cif_path' column")
-    else:
-        raise InputError(f"{source}: expected a folder of CIFs, a .cif, or a .jsonl/.csv index with 'cif_path'")
-    if limit is not None:
-        rows = rows[:limit]
-    out: list[StructureCandidate] = []
-    seen: dict[str, int] = {}
-    for row in rows:
-        path = Path(str(row["cif_path"]))
-        path = path if path.is_absolute() else base / path
-        cid = str(row.get("id") or path.stem)
-        if cid in seen:
-            seen[cid] += 1
-            cid = f"{cid}_{seen[cid]}"
-        else:
-            seen[cid] = 1
-        cand = StructureCandidate(id=cid, source=str(path))
-        group = row.get("requested_spacegroup", row.get("spacegroup"))
-        if group is not None and not (isinstance(group, float) and np.isnan(group)):
-            try:
-                cand.requested_spacegroup = check_spacegroup(int(group))
-            except (TypeError, ValueError) as exc:
-                raise InputError(f"{source}, row {cid}: requested space group {group!r} is invalid ({exc})") from None
-        try:
-            cand.cif_text = path.read_text()
-            cand.structure = _parse_cif(cand.cif_text)
-        except FileNotFoundError:
-            cand.error = f"file not found: {path}"
-        except Exception as exc:
-            cand.error = f"unreadable CIF: {type(exc).__name__}: {exc}".splitlines()[0]
-        if cand.structure is not None and cand.requested_spacegroup is None:
-            cand.requested_spacegroup = detect_spacegroup(cand.structure, config.CHECK_SYMPREC) or None
-        out.append(cand)
-    return out
-
-
 # --- per-structure scoring ------------------------------------------------------------------------
 def _score(
     cand: StructureCandidate,
@@ -562,89 +440,6 @@ def batch_flags(rows: list[dict[str, Any]], references: Sequence[Structure] | No
     for r in rows:
         if id(r) not in ok_ids:
             r.update(rank=None, unique=False, novel=None, stable=False, sun=False if references is not None else None)
-
-
-def symmetry_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per crystal system (of the requested group): relaxed crystals and how many kept their group."""
-    out: dict[str, dict[str, float]] = {}
-    for r in rows:
-        if r.get("symmetry_kept") is None or not r.get("crystal_system"):
-            continue
-        entry = out.setdefault(r["crystal_system"], {"n": 0, "kept": 0})
-        entry["n"] += 1
-        entry["kept"] += int(bool(r["symmetry_kept"]))
-    for entry in out.values():
-        entry["fraction_kept"] = entry["kept"] / entry["n"]
-    return out
-
-
-def write_outputs(
-    report: ScreenReport, settings: ScreenSettings, stab: StabilityModel | None, symprec: float, plot: bool
-) -> None:
-    """Ranked CIFs, summary.csv/json and the e_hull histogram (all written atomically)."""
-    from pymatgen.io.cif import CifWriter
-
-    out = report.out
-    cif_dir = out / "cifs"
-    cif_dir.mkdir(parents=True, exist_ok=True)
-    for old in cif_dir.glob("*.cif"):
-        old.unlink()
-    for r in report.rows:
-        r["cif"] = None
-        if r.get("rank") is None:
-            continue
-        structure = Structure.from_dict(r["final_structure"])
-        name = f"{r['rank']:04d}_{r['id']}.cif"
-        try:
-            text = str(CifWriter(structure, symprec=symprec))
-        except Exception:  # symmetry analysis failed: write P1 rather than nothing
-            text = str(CifWriter(structure))
-        write_text_atomic(cif_dir / name, text)
-        r["cif"] = f"cifs/{name}"
-    table = [{c: r.get(c) for c in SUMMARY_COLUMNS} for r in report.rows]
-    frame = pd.DataFrame(table, columns=SUMMARY_COLUMNS).sort_values("rank", na_position="last")
-    with atomic_path(out / "summary.csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-    summary = {
-        "n_candidates": report.n_candidates,
-        "n_failed": report.n_failed,
-        "n_from_cache": report.n_cached,
-        "sun_rate": report.sun_rate,
-        "stable_threshold_eV_per_atom": report.extra.get("stable_threshold"),
-        "symmetry_kept_by_crystal_system": report.symmetry_by_system,
-        "provenance": report.provenance,
-        "energy_reference": stab.description if stab else None,
-        "settings": asdict(settings),
-        "rows": [{k: v for k, v in r.items() if k != "final_structure"} for r in report.rows],
-    }
-    write_json_atomic(out / "summary.json", summary)
-    if plot:
-        threshold = report.extra.get("stable_threshold", checks.STABLE_E_HULL)
-        plot_ehull([r.get("e_hull") for r in report.rows], out / "ehull.png", report.provenance, threshold)
-
-
-def plot_ehull(
-    values: Sequence[float | None], path: Path, provenance: dict[str, Any], threshold: float = checks.STABLE_E_HULL
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if len(data):
-        ax.hist(data, bins=min(40, max(5, len(data) // 3)), color="tab:blue", alpha=0.8)
-    ax.axvline(threshold, color="tab:red", ls="--", lw=1, label=f"stable: <= {threshold:g} eV/atom")
-    ax.set_xlabel("E above hull (eV/atom)")
-    ax.set_ylabel("candidates")
-    who = provenance.get("potential") or ", ".join(p["potential"] for p in provenance.get("potentials", []))
-    ax.set_title(f"{len(data)} candidates, {who} {provenance.get('checkpoint', '')}".strip(), fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
 
 
 def screen_command(
