@@ -205,7 +205,7 @@ def screen(
         band_gap=band_gap,
         band_gap_min=band_gap_min,
         band_gap_max=band_gap_max,
-        ray=ray_cluster(ray, ray_address),
+        ray=ray_cluster(ray=ray, address=ray_address),
         echo=typer.echo,
     )
 
@@ -305,11 +305,13 @@ def design(
         formation_energy_window=formation_energy_window,
         band_gap_offset=band_gap_offset,
         variant=variant,
-        ray_address=ray_cluster(ray, ray_address),
+        ray_address=ray_cluster(ray=ray, address=ray_address),
         **({} if oversample is None else {"oversample": oversample}),
     )
     try:
-        design_command(prompt, output, n=n, settings=settings, endpoint=endpoint, model=model, console=console)
+        design_command(
+            prompt=prompt, output=output, n=n, settings=settings, endpoint=endpoint, model=model, console=console
+        )
     except NeedsAnswer as exc:
         console.print(f"[yellow]question:[/] {exc}")
         raise typer.Exit(2) from None

@@ -57,7 +57,7 @@ def constraints_predict(
     replaced = output.exists()
     with exclusive_output(output):
         scoring = {"timeout": timeout} if endpoint else {}
-        predictor = load_predictor(model, endpoint, use_prior=prior, variant=variant, **scoring)
+        predictor = load_predictor(model=model, endpoint=endpoint, use_prior=prior, variant=variant, **scoring)
         n_errors = 0
         with atomic_path(output) as tmp, open(tmp, "w") as handle:
             for item in track(items, description="predicting", console=console):

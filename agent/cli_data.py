@@ -33,7 +33,9 @@ def data_build(
     if output is None:
         stem = inputs[0].name.split(".")[0] or "dataset"
         output = Path("datasets") / f"{stem}.parquet"
-    report = build_dataset(inputs, output, symprec=symprec, workers=workers or None, force=force, limit=limit)
+    report = build_dataset(
+        inputs=inputs, output=output, symprec=symprec, workers=workers or None, force=force, limit=limit
+    )
     state = "cached result reused" if report.cached else f"{report.seconds:.1f} s on {report.workers} worker(s)"
     out.print(
         f"[green]labelled {report.n_labelled}/{report.n_read}[/] crystals "
