@@ -51,10 +51,7 @@ def known_phases(
             if value is None:
                 total += 10.0
                 continue
-            lo, hi = window
-            total += (
-                max(0.0, (lo if lo is not None else value) - value, value - (hi if hi is not None else value)) / width
-            )
+            total += outside_window(value, window) / width
         return total
 
     def key(crystal) -> tuple:
@@ -172,10 +169,7 @@ def triage_order(
     energy = e_hulls if e_hulls is not None else e_forms
 
     def miss(e: float) -> float:
-        if window is None:
-            return 0.0
-        lo, hi = window
-        return max(0.0, (lo if lo is not None else e) - e, e - (hi if hi is not None else e))
+        return 0.0 if window is None else outside_window(e, window)
 
     return sorted(range(len(e_forms)), key=lambda i: (round(miss(e_forms[i]), 3), energy[i]))
 
@@ -215,6 +209,13 @@ def screen_summary(report) -> dict[str, Any]:
         "symmetry_kept_by_crystal_system": report.symmetry_by_system,
         "stable_threshold": report.extra.get("stable_threshold"),
     }
+
+
+def outside_window(value: float, window: tuple[float | None, float | None]) -> float:
+    """How far ``value`` lies outside ``window`` (0 inside; an open side never misses); what ranks
+    the known phases and the triage by closeness to a wish."""
+    lo, hi = window
+    return max(0.0, (lo if lo is not None else value) - value, value - (hi if hi is not None else value))
 
 
 def wish_window(target: PropertyTarget | None, half_width: float) -> tuple[float | None, float | None] | None:
