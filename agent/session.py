@@ -19,12 +19,6 @@ from xtalagent.agent.request import DesignRequest
 from xtalagent.agent.stages import prerelax_decision
 from xtalagent.errors import InputError
 
-
-def prerelax_used(run: DesignRun) -> bool:
-    """Whether this round's settings and request call for pre-relaxation at all."""
-    return prerelax_decision(run.settings, run.request)[0]
-
-
 #: Rows of a screening result returned to the model (all are in the round's summary.csv).
 TOOL_ROWS: int = 5
 
@@ -106,7 +100,7 @@ class DesignSession:
     def prerelax_structures(self) -> dict[str, Any]:
         run = self._current()
         results = self._round().prerelax()
-        if not results and not prerelax_used(run):
+        if not results and not prerelax_decision(run.settings, run.request)[0]:
             return {"prerelaxed": 0, "note": run.prerelax_note}
         return {
             "prerelaxed": len(results),
