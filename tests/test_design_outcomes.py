@@ -184,6 +184,9 @@ def test_split_dataset(tmp_path_factory) -> Path:
         (["eval", "design", "missing.parquet", "--pattern", "ratio"], "--pattern must be one of"),
         (["eval", "design", "missing.parquet", "--pattern", "elements", "--reference", "true"], "cell-formula"),
         (["eval", "design", "missing.parquet", "--shard", "2/2"], "--shard"),
+        (["eval", "design", "missing.parquet", "--split", "train"], "--split must be one of"),
+        (["eval", "design", "missing.parquet", "--oversample", "9"], "--oversample"),
+        (["design", "TiO2", "--oversample", "0"], "--oversample"),
     ],
 )
 def test_new_options_refuse_bad_values_in_one_line(tmp_path, capsys, args, message) -> None:
@@ -314,3 +317,20 @@ def test_design_routes_perovskites_to_the_perov_5_model(tmp_path, caplog) -> Non
     made = generate_structures([perovskite], 1, tmp_path, DesignSettings(), DesignRequest(formula="SrTiO3"))
     assert made[0].ok and made[0].spacegroup == 221
     assert "to perov_5.pt" in caplog.text and "to mp_20.pt" not in caplog.text
+
+
+@pytest.mark.slow
+def test_design_oversample_through_the_cli(tmp_path) -> None:
+    """``xtalagent design --oversample 2 -n 1``: two structures generated, the triage relaxes one,
+    and the report says so."""
+    import json
+
+    from xtalagent.agent.cli import main
+
+    out = tmp_path / "run"
+    args = ["design", "exactly Ti2O4 in the cell", "-n", "1", "--oversample", "2", "--sampler", "pyxtal",
+            "--relax-steps", "3", "--known-phases", "0", "--no-band-gap", "--top-k", "2", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    structures = json.loads((out / "structures.json").read_text())["items"]
+    assert len(structures) == 2 and sum(s["selected"] for s in structures if s["ok"]) == 1
+    assert "picked 1 of" in (out / "report.md").read_text()
