@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections.abc import Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,23 @@ class ConstraintPredictor:
         ]
         return sorted(rescored, key=lambda s: -s[1])[:k]
 
+    def _site_lists(
+        self,
+        ctx: Context,
+        target: Target,
+        groups: list[tuple[int, float]],
+        k: int,
+        temperature: float,
+        rng: random.Random,
+    ) -> list[list[tuple[State, float]]]:
+        """Stage 2 for each group, in order. Through a server (a scorer marked ``concurrent``) the
+        groups' beam searches run side by side, so that each decoder step's prompts of all groups
+        reach the server together and are batched; greedy decoding only (sampling shares ``rng``)."""
+        if temperature <= 0 and len(groups) > 1 and getattr(self.scorer, "concurrent", False):
+            with ThreadPoolExecutor(len(groups)) as pool:
+                return list(pool.map(lambda g: self.rank_site_lists(ctx, target, g[0], k, temperature, rng), groups))
+        return [self.rank_site_lists(ctx, target, group, k, temperature, rng) for group, _ in groups]
+
     @staticmethod
     def context(request: ConstraintRequest) -> Context:
         target = request.target()
@@ -352,10 +370,11 @@ class ConstraintPredictor:
                 )
             groups = self.rank_groups(ctx, feasible, self.sg_candidates or top_k, temperature, rng, request.max_atoms)
         per_group: list[list[ConstraintCandidate]] = []
-        for spacegroup, sg_score in groups:
+        site_lists_per_group = self._site_lists(ctx, target, groups, top_k, temperature, rng)
+        for (spacegroup, sg_score), site_lists in zip(groups, site_lists_per_group):
             candidates: list[ConstraintCandidate] = []
             per_group.append(candidates)
-            for state, site_score in self.rank_site_lists(ctx, target, spacegroup, top_k, temperature, rng):
+            for state, site_score in site_lists:
                 sites = [
                     SiteSpec(element=el, wyckoff=label) for el, label in site_labels(spacegroup, state, target.elements)
                 ]
