@@ -389,18 +389,22 @@ def serve(
     dtype: Annotated[str, typer.Option(help="float32 gives the in-process scores; bfloat16 halves memory")] = "float32",
     max_model_len: Annotated[int | None, typer.Option(help="context (default: the model's, at most 2048)")] = None,
     ready_timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 600.0,
-    merge: Annotated[
-        bool,
-        typer.Option("--merge/--no-merge", help="serve the Wyckoff-merged weights with stage 1 as one LoRA on them"),
-    ] = False,
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="split: one server per stage (ports P, P+1), adapters merged in, fastest on CPU; "
+            "lora: one server with both adapters (GPU, or a base too large to hold twice)"
+        ),
+    ] = "split",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the vLLM command instead of running it")] = False,
 ) -> None:
-    """Serve the constraint models with vLLM's OpenAI-compatible server (multi-LoRA).
+    """Serve the constraint models with vLLM's OpenAI-compatible server.
 
-    Flags after the options go to vLLM unchanged and replace serve's own (e.g. --max-num-seqs 64).
+    Prints the --endpoint to use once every server answers. Flags after the options go to vLLM
+    unchanged (to every server) and replace serve's own (e.g. --max-num-seqs 64).
     """
     from xtalagent.finetune.serve import serve as start
-    from xtalagent.finetune.serve import vllm_command
+    from xtalagent.finetune.serve import vllm_commands
     from xtalagent.finetune.serve import vllm_python as python_for_vllm
 
     options: dict[str, Any] = {
@@ -408,12 +412,13 @@ def serve(
         "port": port,
         "dtype": dtype,
         "max_model_len": max_model_len,
-        "merge": merge,
+        "layout": layout,
         "extra": list(ctx.args),
     }
     folder = model or config.CONSTRAINT_MODEL_DIR
     if dry_run:
-        out.print(" ".join(vllm_command(folder, python=python_for_vllm(vllm_python), **options)))
+        for spec in vllm_commands(folder, python=python_for_vllm(vllm_python), **options):
+            out.print(" ".join(spec.command))
         return
     raise typer.Exit(start(folder, python=vllm_python, ready_timeout=ready_timeout, announce=out.print, **options))
 

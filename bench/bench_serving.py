@@ -1,27 +1,32 @@
 """Constraint prediction through a real vLLM server against in process (issue #25).
 
-20 requests, a seeded mix of MP ``val`` crystals asked as formula, composition and elements
-requests with a band-gap or formation-energy target (``request_for``, as the constraint
-benchmarks ask them), are predicted (top 5, release variant, voters on) by
+Two disjoint sets of 20 requests (``--n``), a seeded mix of MP ``val`` crystals asked as formula,
+composition and elements requests with a band-gap or formation-energy target (``request_for``, as
+the constraint benchmarks ask them), are predicted (top 5, release variant, voters on) by
 
-* ``in_process``: the embedded model in this process (one torch thread);
+* ``in_process``: the embedded model in this process (one torch thread), each set one request
+  after another;
 * ``endpoint``: the same model served by ``xtalagent serve``'s vLLM (started here unless
-  ``--endpoint`` is given), once one request after another (concurrency 1) and once with 8
-  requests in flight (8 client threads, one scorer each);
+  ``--endpoint`` is given; the default layout, one server per stage with its adapter merged in,
+  or ``--layout lora``), once one request after another (concurrency 1) and once with 8 requests in
+  flight, as ``constraints predict --endpoint --concurrency 8`` runs a request file (one predictor
+  shared by 8 client threads), on the second set (vLLM's prefix cache would serve a repeat of the first);
 
 and the answers are compared: same candidates in the same order, scores to their printed 4
 decimals (float noise of a different summation order is reported as the largest difference).
 Latency is per request (median, 90th percentile), throughput is requests per second of wall time.
 The server's start-up time is reported apart. Quality bar: endpoint total time <= 3x in process.
 
-Run: ``OMP_NUM_THREADS=1 python bench/bench_serving.py`` -> bench/results/serving_vllm.json
-(needs vLLM: ``bash install_vllm.sh``). The machine's 2 cores are shared with other jobs; the
-vLLM worker binds one core and leaves the other to its API server and this client.
+Run: ``OMP_NUM_THREADS=1 xtalagent bench serving`` (or ``python bench/bench_serving.py``) ->
+bench/results/serving_vllm.json (needs vLLM: ``bash install_vllm.sh``). The machine's 2 cores are
+shared with other jobs (its load average is in the result); each vLLM worker binds one core and
+leaves the other to the API servers and this client.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="use this running server instead of starting one")
     parser.add_argument("--vllm-python", help="interpreter with vLLM (default: see 'xtalagent serve --help')")
     parser.add_argument("--port", type=int, default=8391)
+    parser.add_argument("--layout", default="split", help="serve's layout: split (default) or lora")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serving_vllm.json")
     args = parser.parse_args(argv)
 
@@ -110,60 +116,73 @@ def main(argv: list[str] | None = None) -> int:
     from xtalagent.finetune.serve import VLLMServer
 
     torch.set_num_threads(1)
-    requests = mixed_requests(args.n)
+    # two disjoint sets: vLLM's prefix cache (and the scorer's) would otherwise serve the second
+    # run from the first; each is timed in process too
+    both = mixed_requests(2 * args.n)
+    sets = {"one_at_a_time": both[: args.n], "in_flight": both[args.n :]}
     result: dict[str, Any] = {
-        "machine_note": "2 CPU cores shared with other agents' jobs; the vLLM worker binds one core",
-        "requests": requests,
+        "machine_note": "2 CPU cores shared with other jobs; each vLLM worker binds one core",
+        "requests": sets,
         "top_k": 5,
         "variant": "release",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     local = load_predictor(variant="release")
-    local.predict_request(_parsed(requests[0]), top_k=5)  # warm-up (first-call allocations)
-    start = time.perf_counter()
-    local_answers, local_seconds = timed(local, requests)
-    result["in_process"] = latency(local_seconds, time.perf_counter() - start)
+    local.predict_request(_parsed(both[0]), top_k=5)  # warm-up (first-call allocations)
+    local_answers = {}
+    for name, requests in sets.items():
+        start = time.perf_counter()
+        local_answers[name], seconds = timed(local, requests)
+        result[f"in_process_{name}"] = latency(seconds, time.perf_counter() - start)
 
     server = None
     url = args.endpoint
     if url is None:
         log = Path(tempfile.gettempdir()) / "serving_vllm.server.log"
-        server = VLLMServer(config.CONSTRAINT_MODEL_DIR, port=args.port, python=args.vllm_python, log=log)
+        server = VLLMServer(
+            config.CONSTRAINT_MODEL_DIR, port=args.port, python=args.vllm_python, log=log, layout=args.layout
+        )
         url = server.start()
         result["server_startup_s"] = round(server.startup_seconds or 0.0, 1)
-        result["server_command"] = server.command[1:]
+        result["server_layout"] = args.layout
+        result["server_commands"] = [command[1:] for command in server.commands]
     try:
+        warm = load_predictor(endpoint=url, variant="release")
+        warm.predict_request(_parsed({"formula": "Na1Cl1", "band_gap": 5.0}), top_k=5)  # first compile, LoRA load
         remote = load_predictor(endpoint=url, variant="release")
-        remote.predict_request(_parsed(requests[0]), top_k=5)  # warm-up (LoRA load, first compile)
         start = time.perf_counter()
-        remote_answers, remote_seconds = timed(remote, requests)
+        remote_answers, remote_seconds = timed(remote, sets["one_at_a_time"])
         result["endpoint_concurrency_1"] = latency(remote_seconds, time.perf_counter() - start)
-        result["endpoint_vs_in_process"] = round(
-            result["endpoint_concurrency_1"]["total_s"] / result["in_process"]["total_s"], 2
+        result["endpoint_concurrency_1_vs_in_process"] = round(
+            result["endpoint_concurrency_1"]["total_s"] / result["in_process_one_at_a_time"]["total_s"], 2
         )
-        result["agreement"] = compare(local_answers, remote_answers)
+        result["agreement_concurrency_1"] = compare(local_answers["one_at_a_time"], remote_answers)
 
-        scorers = [load_predictor(endpoint=url, variant="release") for _ in range(args.concurrency)]
+        shared = load_predictor(endpoint=url, variant="release")  # as 'constraints predict' runs: one, shared
+        flight = sets["in_flight"]
 
         def one(index: int):
-            predictor = scorers[index % args.concurrency]
             t0 = time.perf_counter()
-            answer = predictor.predict_request(_parsed(requests[index]), top_k=5)
+            answer = shared.predict_request(_parsed(flight[index]), top_k=5)
             return answer, time.perf_counter() - t0
 
         start = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
-            pairs = list(pool.map(one, range(len(requests))))
+            pairs = list(pool.map(one, range(len(flight))))
         wall = time.perf_counter() - start
-        result[f"endpoint_concurrency_{args.concurrency}"] = latency([s for _, s in pairs], wall)
-        result[f"agreement_concurrency_{args.concurrency}"] = compare(local_answers, [a for a, _ in pairs])
+        key = f"endpoint_concurrency_{args.concurrency}"
+        result[key] = latency([s for _, s in pairs], wall)
+        result[f"{key}_vs_in_process"] = round(wall / result["in_process_in_flight"]["total_s"], 2)
+        result[f"agreement_concurrency_{args.concurrency}"] = compare(local_answers["in_flight"], [a for a, _ in pairs])
     finally:
         if server is not None:
             server.stop()
     command = "OMP_NUM_THREADS=1 python bench/bench_serving.py " + " ".join(argv or sys.argv[1:])
     write_result(args.output, result, run=run_block(benchmark="serving_vllm", command=command.strip()))
     print(args.output)
-    for key in ("in_process", "endpoint_concurrency_1", f"endpoint_concurrency_{args.concurrency}", "agreement"):
-        print(key, result[key])
+    for key, value in result.items():
+        if key.startswith(("in_process", "endpoint", "agreement")):
+            print(key, value)
     return 0
 
 

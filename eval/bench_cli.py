@@ -240,6 +240,18 @@ def sampling_speed(ctx: typer.Context) -> None:
     _script("bench/bench_sampling_speed.py", ctx.args)
 
 
+@bench_app.command("serving", context_settings=PASS_THROUGH, add_help_option=False)
+def serving(ctx: typer.Context) -> None:
+    """Constraint prediction through a real vLLM server against in process (runs bench/bench_serving.py)."""
+    _script("bench/bench_serving.py", ctx.args)
+
+
+@bench_app.command("ray", context_settings=PASS_THROUGH, add_help_option=False)
+def ray_screen(ctx: typer.Context) -> None:
+    """Screening on a local Ray cluster against serial: same rows, throughput (runs bench/bench_ray.py)."""
+    _script("bench/bench_ray.py", ctx.args)
+
+
 @bench_app.command("request-parser")
 def request_parser(
     ctx: typer.Context,

@@ -1,5 +1,9 @@
 """Scoring through vLLM's OpenAI-compatible completions endpoint (``xtalagent serve``).
 
+The endpoint is one server that serves both stages (models ``sg`` and ``wyckoff``, e.g. two LoRA
+adapters) or several, comma-separated (``serve``'s split layout: one server per stage); each
+stage's requests go to the server whose ``/v1/models`` lists its model.
+
 A continuation's log-probability is the sum, along its tokens, of each token's log-probability
 given the prompt and the tokens before it. The continuations of one decoder call share most of
 those prefixes (a beam step extends the beams of the step before by one site; the 230 groups of
@@ -44,7 +48,10 @@ Prefix = tuple[int, ...]
 
 
 class EndpointScorer:
-    """Scores through an OpenAI-compatible ``/v1/completions`` endpoint (vLLM, multi-LoRA)."""
+    """Scores through an OpenAI-compatible ``/v1/completions`` endpoint (vLLM)."""
+
+    #: safe to call from several threads at once; the server batches what arrives together
+    concurrent = True
 
     def __init__(
         self,
@@ -57,8 +64,12 @@ class EndpointScorer:
         batch_size: int = 512,
         kept_prompts: int = 16,
     ):
-        self.root = url.rstrip("/").removesuffix("/v1")
-        self.url = self.root + "/v1"
+        # one server with both stages (LoRA adapters), or one per stage (``serve``'s split layout)
+        self.roots = [part.strip().rstrip("/").removesuffix("/v1") for part in url.split(",") if part.strip()]
+        if not self.roots:
+            raise XtalAgentError("no endpoint URL given")
+        self.url = ",".join(self.roots)
+        self._stage_roots: dict[str, str] = {}  # stage -> the server that serves its model (from /v1/models)
         self.tokenizer = tokenizer
         self.models = models or {stage: stage for stage in STAGES}
         self.api_key = api_key or os.environ.get("XTALAGENT_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -80,9 +91,10 @@ class EndpointScorer:
         return cls(url, load_tokenizer(resolve_base(Path(model_dir))), **kwargs)
 
     # --- HTTP --------------------------------------------------------------------------------
-    def _request(self, path: str, payload: dict | None = None) -> dict:
+    def _request(self, path: str, payload: dict | None = None, root: str | None = None) -> dict:
+        root = root or self.roots[0]
         request = urllib.request.Request(
-            self.root + path,
+            root + path,
             data=None if payload is None else json.dumps(payload).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
         )
@@ -90,35 +102,41 @@ class EndpointScorer:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise XtalAgentError(f"endpoint {self.url} answered {exc.code}: {exc.read()[:300]!r}") from None
+            raise XtalAgentError(f"endpoint {root} answered {exc.code}: {exc.read()[:300]!r}") from None
         except TimeoutError:
             raise XtalAgentError(
-                f"endpoint {self.url} did not answer within {self.timeout:g} s (raise --timeout)"
+                f"endpoint {root} did not answer within {self.timeout:g} s (raise --timeout)"
             ) from None
         except (urllib.error.URLError, ConnectionError) as exc:
-            raise XtalAgentError(f"endpoint {self.url} not reachable: {getattr(exc, 'reason', exc)}") from None
+            raise XtalAgentError(f"endpoint {root} not reachable: {getattr(exc, 'reason', exc)}") from None
 
     def check(self, prompt: str) -> None:
-        """Once: the server holds both adapters and tokenises ``prompt`` as this scorer does."""
-        served = {item.get("id") for item in self._request("/v1/models").get("data", [])}
+        """Once: find the server of each stage's model, and check that each tokenises ``prompt`` as
+        this scorer does."""
+        served: dict[str, str] = {}
+        for root in self.roots:
+            for item in self._request("/v1/models", root=root).get("data", []):
+                served.setdefault(item.get("id"), root)
         missing = [name for name in self.models.values() if name not in served]
         if missing:
             raise XtalAgentError(
-                f"endpoint {self.url} serves {sorted(served)}, not the adapters {missing} "
+                f"endpoint {self.url} serves {sorted(served)}, not the models {missing} "
                 "(start it with 'xtalagent serve --model DIR')"
             )
+        self._stage_roots = {stage: served[name] for stage, name in self.models.items()}
         ours = self._start + self.tokenizer(prompt, add_special_tokens=False).input_ids
-        try:
-            theirs = self._request("/tokenize", {"model": self.models["sg"], "prompt": prompt}).get("tokens")
-        except XtalAgentError as exc:
-            logger.warning("cannot check the endpoint's tokenizer (%s); scoring with token ids anyway", exc)
-            return
-        if theirs != ours:
-            raise XtalAgentError(
-                f"endpoint {self.url} tokenises the prompt into {len(theirs or [])} tokens, the model folder's "
-                f"tokenizer into {len(ours)}: the server reads text with another tokenizer (start it with "
-                "'xtalagent serve', which passes the folder's own --tokenizer, or give --model the folder it serves)"
-            )
+        for root, stage in {root: stage for stage, root in self._stage_roots.items()}.items():
+            try:
+                theirs = self._request("/tokenize", {"model": self.models[stage], "prompt": prompt}, root).get("tokens")
+            except XtalAgentError as exc:
+                logger.warning("cannot check the endpoint's tokenizer (%s); scoring with token ids anyway", exc)
+                continue
+            if theirs != ours:
+                raise XtalAgentError(
+                    f"endpoint {root} tokenises the prompt into {len(theirs or [])} tokens, the model folder's "
+                    f"tokenizer into {len(ours)}: the server reads text with another tokenizer (start it with "
+                    "'xtalagent serve', which passes the folder's own --tokenizer, or give --model the folder served)"
+                )
 
     # --- scoring -----------------------------------------------------------------------------
     def score(self, stage: str, prompt: str, continuations: list[str], end: list[bool]) -> list[float]:
@@ -185,6 +203,7 @@ class EndpointScorer:
                 "logprob_token_ids": tokens,
                 "return_tokens_as_token_ids": True,
             },
+            self._stage_roots.get(stage),
         )
         choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != len(prefixes):

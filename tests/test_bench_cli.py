@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from xtalagent.agent.cli import app, main
 
 BENCHMARKS = ("constraints", "band-gap", "screen", "design-timing", "design-e2e", "csp", "sampling-speed",
-              "request-parser", "fuzz", "data-build", "web")  # fmt: skip
+              "serving", "ray", "request-parser", "fuzz", "data-build", "web")  # fmt: skip
 
 
 @pytest.fixture

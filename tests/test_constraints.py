@@ -337,18 +337,6 @@ def test_jsonl_contract_through_cli(tiny_model, tmp_path):
     assert rows[3]["candidates"][0]["spacegroup"] == 221
 
 
-def test_serve_builds_multi_lora_command(tiny_model):
-    from xtalagent.finetune.serve import vllm_command
-
-    command = vllm_command(tiny_model, port=8123)
-    assert command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
-    assert (
-        "--enable-lora" in command
-        and f"sg={tiny_model / 'sg'}" in command
-        and f"wyckoff={tiny_model / 'wyckoff'}" in command
-    )
-
-
 @pytest.mark.slow
 def test_embedded_default_model_answers(tmp_path):
     """The shipped checkpoint loads and answers the README's requests with valid candidates."""

@@ -11,9 +11,7 @@ Two kinds of test:
 * ``test_real_vllm_*`` (marker ``vllm``): the real server on the embedded model, started by
   :class:`~xtalagent.finetune.serve.VLLMServer`, against the in-process answers. It runs where a
   Python with vLLM exists (``bash install_vllm.sh``, or ``XTALAGENT_VLLM_PYTHON``) and is skipped
-  with that reason elsewhere. CI does not install vLLM unless ``XTALAGENT_CI_VLLM=1``: on the shared
-  2-core machine the install took 300 s and this test 142 s (server start-up 60-120 s), on top of a
-  suite already past 20 minutes there (README "Serving with vLLM").
+  with that reason elsewhere. ``.ci/run`` installs vLLM (``XTALAGENT_CI_VLLM=0`` leaves it out).
 """
 
 from __future__ import annotations
@@ -108,6 +106,22 @@ def fake_server(local):
     server.shutdown()
 
 
+@pytest.fixture()
+def split_servers(local):
+    """Two fake vLLMs, one per stage, as 'xtalagent serve' lays them out by default: 'url,url'."""
+    _FakeVLLM.tokenizer = local.scorer.tokenizer
+    _FakeVLLM.calls = []
+    servers = []
+    for stage, model in local.scorer.models.items():
+        handler = type(f"_Fake_{stage}", (_FakeVLLM,), {"models": {stage: model}})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield ",".join(f"http://127.0.0.1:{server.server_port}" for server in servers)
+    for server in servers:
+        server.shutdown()
+
+
 def answers(predictions) -> list[tuple]:
     return [(c.spacegroup, [(s.element, s.wyckoff) for s in c.sites], c.score) for c in predictions]
 
@@ -123,6 +137,19 @@ def test_endpoint_answers_match_in_process(tiny_model, local, fake_server):
         assert [a[2] for a in theirs] == pytest.approx([a[2] for a in mine], abs=2e-4)
     # several prompts per call, and each prefix asked once: far fewer calls than scored continuations
     assert max(len(call["prompt"]) for call in _FakeVLLM.calls) > 10
+
+
+def test_one_server_per_stage_answers_as_in_process(tiny_model, local, split_servers):
+    """The split layout: each stage's requests go to the server that lists its model."""
+    from xtalagent.finetune.predictor import load_predictor
+
+    remote = load_predictor(tiny_model, endpoint=split_servers, timeout=30)
+    for request in REQUESTS:
+        mine, theirs = answers(local.predict(request, top_k=3)), answers(remote.predict(request, top_k=3))
+        assert [a[:2] for a in theirs] == [a[:2] for a in mine]
+        assert [a[2] for a in theirs] == pytest.approx([a[2] for a in mine], abs=2e-4)
+    assert {call["model"] for call in _FakeVLLM.calls} == {"sg", "wyckoff"}
+    assert remote.scorer._stage_roots["sg"] != remote.scorer._stage_roots["wyckoff"]
 
 
 def test_endpoint_refuses_a_server_that_reads_text_with_another_tokenizer(tiny_model, fake_server):
@@ -156,7 +183,7 @@ def test_endpoint_errors_are_one_clear_line(tiny_model, fake_server):
     tokenizer = load_predictor(tiny_model, use_prior=False).scorer.tokenizer
     with pytest.raises(XtalAgentError, match="not reachable"):
         EndpointScorer("http://127.0.0.1:9", tokenizer, timeout=2).score("sg", "p", [" 1"], [True])
-    with pytest.raises(XtalAgentError, match="not the adapters"):
+    with pytest.raises(XtalAgentError, match="not the models"):
         EndpointScorer(fake_server, tokenizer, models={"sg": "sg", "wyckoff": "other"}).score("sg", "p", [" 1"], [True])
 
 
@@ -164,7 +191,10 @@ def test_predict_cli_through_an_endpoint_matches_in_process(tiny_model, fake_ser
     requests = tmp_path / "requests.jsonl"
     requests.write_text("".join(json.dumps(r) + "\n" for r in REQUESTS))
     outputs = {}
-    for name, extra in (("local", []), ("remote", ["--endpoint", fake_server, "--timeout", "30"])):
+    for name, extra in (
+        ("local", []),
+        ("remote", ["--endpoint", fake_server, "--timeout", "30", "--concurrency", "2"]),
+    ):
         out = tmp_path / f"{name}.jsonl"
         code = main(["constraints", "predict", str(requests), "--model", str(tiny_model), "-o", str(out), *extra])
         assert code == 0, capsys.readouterr().err
@@ -180,62 +210,84 @@ def test_predict_cli_through_an_endpoint_matches_in_process(tiny_model, fake_ser
 
 # --- xtalagent serve ---------------------------------------------------------------------------
 def test_serve_command_carries_every_flag_a_first_try_needs(tiny_model, tmp_path):
-    from xtalagent.finetune.serve import vllm_command
+    from xtalagent.finetune.serve import vllm_commands
 
-    command = vllm_command(tiny_model, port=8123, python="py", merge=False, cache_dir=tmp_path)
-    assert command[:3] == ["py", "-m", "vllm.entrypoints.openai.api_server"]
-    flags = dict(zip(command, command[1:]))
-    assert flags["--port"] == "8123" and flags["--dtype"] == "float32" and flags["--block-size"] == "32"
-    assert "--enable-prefix-caching" in command and "--enable-lora" in command
-    assert flags["--max-lora-rank"] == "16" and flags["--max-loras"] == "2"  # the adapters' rank (--lora-r 16)
-    assert int(flags["--max-model-len"]) <= 2048
-    # the KV cache is sized to the model (1 layer, 64 wide, float32), not to 92 % of the machine
-    assert int(flags["--kv-cache-memory-bytes"]) == 64 << 20 and "--gpu-memory-utilization" not in command
-    # the tokenizer folder holds only the tokenizer files, so vLLM reads tokenizer.json as it is
-    assert {p.name for p in Path(flags["--tokenizer"]).iterdir()} <= {
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-    }
-    assert f"sg={tiny_model / 'sg'}" in command and f"wyckoff={tiny_model / 'wyckoff'}" in command
-    # flags given by the user replace serve's own
-    mine = vllm_command(
-        tiny_model, python="py", merge=False, extra=["--dtype=bfloat16", "--gpu-memory-utilization", "0.5"]
+    specs = vllm_commands(tiny_model, port=8123, python="py", cache_dir=tmp_path)
+    assert [(spec.stages, spec.port) for spec in specs] == [(("sg",), 8123), (("wyckoff",), 8124)]
+    for spec in specs:
+        command = spec.command
+        assert command[:3] == ["py", "-m", "vllm.entrypoints.openai.api_server"]
+        flags = dict(zip(command, command[1:]))
+        assert flags["--served-model-name"] == spec.stages[0] and flags["--port"] == str(spec.port)
+        assert flags["--dtype"] == "float32" and flags["--block-size"] == "32"
+        assert "--enable-prefix-caching" in command and "--enable-lora" not in command  # no LoRA kernels run
+        assert int(flags["--max-model-len"]) <= 2048
+        # the KV cache is sized to the model (1 layer, 64 wide, float32), not to 92 % of the machine
+        assert int(flags["--kv-cache-memory-bytes"]) == 64 << 20 and "--gpu-memory-utilization" not in command
+        # the tokenizer folder holds only the tokenizer files, so vLLM reads tokenizer.json as it is
+        assert {p.name for p in Path(flags["--tokenizer"]).iterdir()} <= {
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        }
+    # flags given by the user go to every server and replace serve's own
+    mine = vllm_commands(
+        tiny_model, python="py", cache_dir=tmp_path, extra=["--dtype=bfloat16", "--gpu-memory-utilization", "0.5"]
     )
-    assert mine.count("--dtype") == 0 and "--dtype=bfloat16" in mine and "--kv-cache-memory-bytes" not in mine
+    for spec in mine:
+        assert spec.command.count("--dtype") == 0 and "--dtype=bfloat16" in spec.command
+        assert "--kv-cache-memory-bytes" not in spec.command
 
 
-def test_merged_serving_weights_give_each_stage_its_own_model(tiny_model, local, tmp_path):
-    """Wyckoff-merged weights as the served model, stage 1 as the two adapters' difference: the
-    same log-probabilities as the in-process merged copies, and the command serves them so."""
+def test_lora_layout_serves_both_adapters_from_one_server(tiny_model, tmp_path):
+    from xtalagent.finetune.serve import vllm_commands
+
+    (spec,) = vllm_commands(tiny_model, port=8123, python="py", layout="lora", cache_dir=tmp_path)
+    flags = dict(zip(spec.command, spec.command[1:]))
+    assert spec.stages == ("sg", "wyckoff") and flags["--port"] == "8123" and "--enable-lora" in spec.command
+    assert flags["--max-lora-rank"] == "16" and flags["--max-loras"] == "2"  # the adapters' rank (--lora-r 16)
+    assert f"sg={tiny_model / 'sg'}" in spec.command and f"wyckoff={tiny_model / 'wyckoff'}" in spec.command
+
+
+def test_merged_stage_weights_score_as_in_process(tiny_model, local, tmp_path):
+    """Each split-layout server's weights (base + that stage's adapter, merged): the in-process
+    log-probabilities; written once."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from xtalagent.finetune.serve import stage_weights_for_serving, vllm_command
+    from xtalagent.finetune.serve import stage_model_for_serving
 
-    folder = stage_weights_for_serving(tiny_model, tmp_path / "serve-models")
-    wyckoff = AutoModelForCausalLM.from_pretrained(folder / "base", dtype=torch.float32).eval()
-    sg = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(folder / "base", dtype=torch.float32), folder / "sg"
-    ).eval()
     ids = torch.tensor([local.scorer.tokenizer("Task: choose Sc2Ni6 . Answer: 1 9 1").input_ids])
-    with torch.inference_mode():
-        for stage, served in (("sg", sg), ("wyckoff", wyckoff)):
+    for stage in ("sg", "wyckoff"):
+        folder = stage_model_for_serving(tiny_model, stage, tmp_path)
+        served = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        with torch.inference_mode():
             mine = torch.log_softmax(local.scorer.models[stage](ids).logits, -1)
             assert (torch.log_softmax(served(ids).logits, -1) - mine).abs().max() < 1e-4, stage
-    assert stage_weights_for_serving(tiny_model, tmp_path / "serve-models") == folder  # written once
-    command = vllm_command(tiny_model, python="py", merge=True, cache_dir=tmp_path)
-    flags = dict(zip(command, command[1:]))
-    assert flags["--served-model-name"] == "wyckoff" and flags["--model"].endswith("base")
-    assert flags["--max-lora-rank"] == "32" and flags["--lora-modules"] == f"sg={folder / 'sg'}"
-    assert not any(arg.startswith("wyckoff=") for arg in command)
+        assert stage_model_for_serving(tiny_model, stage, tmp_path) == folder
+    assert len(list(tmp_path.iterdir())) == 2 and not list(tmp_path.glob("*.partial"))
 
 
 def test_serve_dry_run_passes_extra_flags_through(capsys):
     code = main(["serve", "--dry-run", "--port", "8124", "--max-num-seqs", "64"])
-    text = capsys.readouterr().out
-    assert code == 0 and "--port 8124" in text and "--max-num-seqs 64" in text and "--tokenizer" in text
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(lines) == 2  # one server per stage
+    assert "--port 8124" in lines[0] and "--port 8125" in lines[1]
+    assert all("--max-num-seqs 64" in line and "--tokenizer" in line for line in lines)
+
+
+def test_serve_refuses_an_unknown_layout(capsys):
+    code = main(["serve", "--dry-run", "--layout", "both"])
+    err = capsys.readouterr().err
+    assert code == 1 and "layout must be one of split, lora" in err and "Traceback" not in err
+
+
+def test_predict_concurrency_needs_an_endpoint(tiny_model, tmp_path, capsys):
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(json.dumps(REQUESTS[0]) + "\n")
+    code = main(["constraints", "predict", str(requests), "--model", str(tiny_model), "--concurrency", "4"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--concurrency" in err and "--endpoint" in err
 
 
 def test_serve_without_vllm_is_one_clear_line(capsys):
