@@ -81,6 +81,11 @@ def structures_train(
     init_from: Annotated[
         Path | None, typer.Option(help="start from this checkpoint's weights (fresh optimiser and schedule)")
     ] = None,
+    ema_decay: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.9999, help="moving average of the weights, validated and saved (0: off)"),
+    ] = DiffusionTrainConfig.ema_decay,
+    warmup_steps: Annotated[int, typer.Option(min=0)] = DiffusionTrainConfig.warmup_steps,
 ) -> None:
     """Train the symmetry-conditioned diffusion model (checkpoints, resume, validation match rate)."""
     from xtalagent.structure_gen.commands import train_command
@@ -103,6 +108,8 @@ def structures_train(
         seed=seed,
         threads=threads,
         init_from=str(init_from) if init_from else None,
+        ema_decay=ema_decay,
+        warmup_steps=warmup_steps,
     )
     best = train_command(settings)
     out.print(f"best checkpoint: {best}")

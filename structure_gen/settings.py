@@ -75,4 +75,7 @@ class DiffusionTrainConfig:
     threads: int = 1
     resume: bool = False
     init_from: str | None = None  # start from these weights (slim or full checkpoint), fresh optimiser
+    #: exponential moving average of the weights (0: off); validated and saved instead of the raw
+    #: weights, as diffusion models usually are (DiffCSP++, EDM): it smooths the last steps' noise
+    ema_decay: float = 0.0
     history: list = field(default_factory=list)

@@ -117,6 +117,18 @@ def validation_match_rate(model: CrystalDiffusion, records: list, cfg: Diffusion
     }
 
 
+def weight_average(model: CrystalDiffusion, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``model``'s weights (torch's ``AveragedModel``), or None when
+    ``decay`` is 0. Buffers (the noise schedule) are copied, not averaged."""
+    if not decay:
+        return None
+    if not 0 < decay < 1:
+        raise InputError(f"ema_decay must lie in (0, 1), not {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+
+
 def train(cfg: DiffusionTrainConfig) -> Path:
     """Run (or resume) training; returns the path of the best slim checkpoint."""
     torch.set_num_threads(cfg.threads)
@@ -137,6 +149,7 @@ def train(cfg: DiffusionTrainConfig) -> Path:
         logger.info("initialised from %s", cfg.init_from)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best = 0, -1.0
+    resumed_ema = None
     if cfg.resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model = CrystalDiffusion(ModelConfig(**ckpt["model_config"]))
@@ -145,7 +158,12 @@ def train(cfg: DiffusionTrainConfig) -> Path:
         opt.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         cfg.history = ckpt.get("history", [])
+        resumed_ema = ckpt.get("ema")
         logger.info("resumed from %s at step %d (best val match %.3f)", ckpt_path, step, best)
+    ema = weight_average(model, cfg.ema_decay)
+    if ema is not None and resumed_ema is not None:
+        ema.load_state_dict(resumed_ema)
+    served: CrystalDiffusion = ema.module if ema is not None else model  # type: ignore[assignment]  # the weights validated and saved
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model: %.2f M parameters, config %s...", n_params / 1e6, json.dumps(model.config_dict())[:200])
 
@@ -158,6 +176,7 @@ def train(cfg: DiffusionTrainConfig) -> Path:
             "model_config": model.config_dict(),
             "train_config": asdict(cfg),
             "history": cfg.history,
+            **({"ema": ema.state_dict()} if ema is not None else {}),
         }
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -181,6 +200,8 @@ def train(cfg: DiffusionTrainConfig) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
         for k, v in {"loss": float(loss.detach()), **parts}.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
@@ -196,24 +217,24 @@ def train(cfg: DiffusionTrainConfig) -> Path:
                 elapsed / 60,
             )
         if cfg.eval_every and step % cfg.eval_every == 0:
-            model.eval()
+            served.eval()
             t0 = time.time()
-            val = validation_match_rate(model, val_records, cfg)
+            val = validation_match_rate(served, val_records, cfg)
             model.train()
             entry = {"step": step, **val, "seconds": round(time.time() - t0, 1)}
             cfg.history.append(entry)
             logger.info("validation: %s", json.dumps(entry))
             if val["match_rate"] >= best:
                 best = val["match_rate"]
-                save_slim(model, out / "best.pt", {"step": step, "val": val, "data": cfg.data})
+                save_slim(served, out / "best.pt", {"step": step, "val": val, "data": cfg.data})
         if time.time() - last_ckpt > cfg.ckpt_minutes * 60:
             save_full()
-            save_slim(model, out / "last.pt", {"step": step, "data": cfg.data})
+            save_slim(served, out / "last.pt", {"step": step, "data": cfg.data})
             last_ckpt = time.time()
     save_full()
-    save_slim(model, out / "last.pt", {"step": step, "data": cfg.data})
+    save_slim(served, out / "last.pt", {"step": step, "data": cfg.data})
     if not (out / "best.pt").exists():
-        save_slim(model, out / "best.pt", {"step": step, "data": cfg.data})
+        save_slim(served, out / "best.pt", {"step": step, "data": cfg.data})
     logger.info("done at step %d; checkpoints in %s", step, out)
     return out / "best.pt"
 

@@ -243,6 +243,23 @@ def test_structures_train_through_the_cli(tmp_path, fixture_dataset, capsys):
     assert_one_error(code, err)
 
 
+def test_structures_train_saves_the_moving_average_of_the_weights(tmp_path, fixture_dataset, capsys):
+    """--ema-decay: the slim checkpoints hold the averaged weights, the full one both, for resume."""
+    import torch
+
+    out = tmp_path / "run"
+    args = ["structures", "train", fixture_dataset, "-o", out, "--hidden", "16", "--layers", "1", "--max-steps", "3"]
+    code, _, err = run(capsys, *args, "--eval-every", "0", "--batch-size", "4", "--ema-decay", "0.5")
+    assert code == 0, err
+    full = torch.load(out / "ckpt.pt", weights_only=False)
+    slim = torch.load(out / "last.pt", weights_only=False)["state_dict"]
+    averaged = {k.removeprefix("module."): v for k, v in full["ema"].items() if k.startswith("module.")}
+    assert slim and all(torch.equal(v, averaged[k]) for k, v in slim.items())
+    assert any(not torch.equal(v, full["model"][k]) for k, v in slim.items())  # not the raw weights
+    code, _, err = run(capsys, *args, "--ema-decay", "1.5")
+    assert_one_error(code, err, "--ema-decay")
+
+
 @pytest.mark.slow
 def test_structures_eval_csp_through_the_cli(tmp_path, fixture_dataset, capsys):
     out = tmp_path / "csp.json"
