@@ -62,7 +62,7 @@ class EndpointScorer:
         api_key: str | None = None,
         timeout: float = 300.0,
         batch_size: int = 512,
-        kept_prompts: int = 16,
+        kept_prompts: int = 256,
     ):
         # one server with both stages (LoRA adapters), or one per stage (``serve``'s split layout)
         self.roots = [part.strip().rstrip("/").removesuffix("/v1") for part in url.split(",") if part.strip()]
@@ -75,6 +75,10 @@ class EndpointScorer:
         self.api_key = api_key or os.environ.get("XTALAGENT_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.timeout = timeout
         self.batch_size = batch_size  # prompts per /v1/completions call
+        # prompts whose known prefixes are kept: each decoder step re-reads the prefixes of the steps
+        # before, so a prompt still being decoded must not be dropped; with 8 requests in flight and
+        # their groups side by side, 40+ prompts are open at once (16 made that run slower than one
+        # request at a time: 47 s against 21 s)
         self.kept_prompts = kept_prompts
         self._start = leading_special_ids(tokenizer)  # as LocalScorer puts before every prompt
         self._whitespace_splits = splits_at_whitespace(tokenizer)
