@@ -152,6 +152,19 @@ def test_one_server_per_stage_answers_as_in_process(tiny_model, local, split_ser
     assert remote.scorer._stage_roots["sg"] != remote.scorer._stage_roots["wyckoff"]
 
 
+def test_endpoint_asks_no_prefix_twice_while_many_prompts_are_open(local, fake_server):
+    """8 requests in flight with their groups side by side keep 40+ prompts open: a prompt's known
+    prefixes must outlive the others' calls, or each decoder step asks its history again."""
+    from xtalagent.finetune.endpoint_scorer import EndpointScorer
+
+    scorer = EndpointScorer(fake_server, local.scorer.tokenizer)
+    prompts = [f"Task: choose the space group of Na{n} Cl{n} .\nAnswer:\n" for n in range(1, 50)]
+    first = [scorer.score("sg", prompt, [" 225", " 221"], [True, True]) for prompt in prompts]
+    before = len(_FakeVLLM.calls)
+    again = [scorer.score("sg", prompt, [" 225", " 221"], [True, True]) for prompt in prompts]
+    assert again == first and len(_FakeVLLM.calls) == before
+
+
 def test_endpoint_refuses_a_server_that_reads_text_with_another_tokenizer(tiny_model, fake_server):
     """vLLM's default for this model folder: the tokenizer transformers builds from config.json."""
     from transformers import AutoTokenizer
