@@ -244,19 +244,26 @@ class ConstraintPredictor:
     ) -> list[tuple[float, dict[int, float]]]:
         """For each of the ``k`` likeliest ratios (:meth:`likely_ratios`) that some of ``groups`` can
         host: its probability and the softmax shares of its hosts, ranked as a ratio request would be."""
-        out = []
+        asked = []
         for counts, probability in self.likely_ratios(ctx, max_atoms, k):
             target = RatioCounts(ctx.elements, counts, max_atoms)
             hosts = [g for g in groups if target.feasible(g)]
-            if not hosts:
-                continue
-            as_ratio = Context(Pattern.COMPOSITION.value, ctx.elements, counts, ctx.band_gap, ctx.formation_energy)
+            if hosts:
+                as_ratio = Context(Pattern.COMPOSITION.value, ctx.elements, counts, ctx.band_gap, ctx.formation_energy)
+                asked.append((probability, as_ratio, hosts))
+
+        def shares(item: tuple[float, Context, list[int]]) -> tuple[float, dict[int, float]]:
+            probability, as_ratio, hosts = item
             ranked = self.rank_groups(as_ratio, hosts, len(hosts))
             top = max(score for _, score in ranked)
             weights = {group: math.exp(score - top) for group, score in ranked}
             total = sum(weights.values())
-            out.append((probability, {group: value / total for group, value in weights.items()}))
-        return out
+            return probability, {group: value / total for group, value in weights.items()}
+
+        if len(asked) > 1 and getattr(self.scorer, "concurrent", False):  # a server batches them together
+            with ThreadPoolExecutor(len(asked)) as pool:
+                return list(pool.map(shares, asked))
+        return [shares(item) for item in asked]
 
     def rank_site_lists(
         self,
