@@ -37,17 +37,16 @@ def constraints_predict(
     ] = "release",
     timeout: Annotated[float, typer.Option(min=1, help="seconds per call to --endpoint")] = 300.0,
     concurrency: Annotated[
-        int,
-        typer.Option(min=1, help="requests in flight with --endpoint (a server with cores to spare)"),
-    ] = 1,
+        int | None,
+        typer.Option(min=1, help="requests in flight (default: 8 with --endpoint, which batches them; else 1)"),
+    ] = None,
 ) -> None:
     """Predict space group and Wyckoff sites for each request of a JSONL file.
 
     With --endpoint, --model names the folder the server serves (default: the embedded model, as
     'xtalagent serve' does): its tokenizer and voters are used here, so the answers match in process.
-    Through a server, each request's candidate groups are decoded side by side; --concurrency
-    sends several requests at once (on 2 CPU cores, 8 in flight ran slower than 1). The output
-    keeps the order of the requests, whatever the concurrency.
+    Through a server, each request's candidate groups are decoded side by side and 8 requests are
+    in flight (--concurrency). The output keeps the order of the requests, whatever the concurrency.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -57,7 +56,7 @@ def constraints_predict(
     from xtalagent.finetune.requests import Prediction
     from xtalagent.io import atomic_path, check_output_file, exclusive_output
 
-    if concurrency > 1 and not endpoint:
+    if concurrency is not None and concurrency > 1 and not endpoint:
         raise InputError("--concurrency needs --endpoint (in process, requests run one at a time)")
     items = list(read_request_lines(read_text_input(requests, "request file")))
     if not items:
@@ -76,7 +75,7 @@ def constraints_predict(
                 return item
             return predictor.predict_request(item, top_k=top_k, temperature=temperature, seed=seed)
 
-        workers = concurrency
+        workers = concurrency or (8 if endpoint else 1)
         with (
             ThreadPoolExecutor(workers) as pool,
             atomic_path(output) as tmp,
