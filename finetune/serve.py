@@ -36,9 +36,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -291,6 +293,16 @@ def endpoint_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One clear error when something already listens on ``port``: otherwise the new server dies
+    on start-up while the old one answers ``/v1/models``, and its replies are taken for the new one's."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0" if host in ("", "::") else host, port))
+        except OSError:
+            raise InputError(f"port {port} on {host} is in use (another server?): choose --port") from None
+
+
 def wait_until_ready(url: str, process: subprocess.Popen | None, timeout: float) -> float:
     """Seconds until ``url``/v1/models answers; raises if the process ends or ``timeout`` passes."""
     start = time.monotonic()
@@ -324,6 +336,7 @@ class VLLMServer:
     ):
         self.python = vllm_python(python)
         self.specs = vllm_commands(model_dir, host=host, port=port, python=self.python, extra=extra, **options)
+        self.host = host
         self.urls = [endpoint_url(host, spec.port) for spec in self.specs]
         self.url = ",".join(self.urls)
         self.log = log
@@ -336,6 +349,8 @@ class VLLMServer:
 
     def start(self, timeout: float = 600.0) -> str:
         """Start vLLM and return the endpoint once every server's ``/v1/models`` answers."""
+        for spec in self.specs:
+            check_port_free(self.host, spec.port)
         if not has_vllm(self.python):
             raise XtalAgentError(f"vLLM is not installed for {self.python}: {INSTALL_HINT}")
         output = open(self.log, "w") if self.log else None  # open while the servers run; they share it
@@ -394,12 +409,22 @@ def serve(
     announce: Callable[[str], None] = logger.info,
     **options,
 ) -> int:
-    """Run the vLLM server in the foreground until it exits (Ctrl-C stops it); its exit code."""
+    """Run the vLLM server(s) in the foreground until one exits; its exit code. Ctrl-C and SIGTERM
+    stop them all (a killed ``serve`` must not leave servers holding the ports)."""
     server = VLLMServer(model_dir, host=host, port=port, python=python, extra=extra, **options)
-    url = server.start(ready_timeout)
-    announce(f"vLLM ready after {server.startup_seconds:.0f} s; score through it with --endpoint {url}")
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    in_main = threading.current_thread() is threading.main_thread()  # only there can signals be handled
+    previous = signal.signal(signal.SIGTERM, terminate) if in_main else None
     try:
+        url = server.start(ready_timeout)
+        announce(f"vLLM ready after {server.startup_seconds:.0f} s; score through it with --endpoint {url}")
         return server.wait()
     except KeyboardInterrupt:
-        server.stop()
         return 130
+    finally:
+        server.stop()
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)

@@ -311,6 +311,74 @@ def test_serve_without_vllm_is_one_clear_line(capsys):
     assert len(lines) == 1 and "vLLM is not installed" in lines[0] and "install_vllm.sh" in lines[0]
 
 
+FAKE_API_SERVER = """
+import argparse, json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int)
+parser.add_argument("--served-model-name")
+args, _ = parser.parse_known_args()
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        data = json.dumps({"data": [{"id": args.served_model_name}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+HTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+"""
+
+
+@pytest.mark.slow
+def test_serve_stops_its_servers_when_terminated_and_refuses_a_busy_port(tiny_model, tmp_path):
+    """A stand-in 'vllm' package answers /v1/models: serve starts one server per stage, prints the
+    endpoint, and on SIGTERM stops both (they must not keep the ports); a busy port is one line."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    fake = tmp_path / "fake" / "vllm" / "entrypoints" / "openai"
+    fake.mkdir(parents=True)
+    for folder in (fake, fake.parent, fake.parent.parent):
+        (folder / "__init__.py").write_text("")
+    (fake / "api_server.py").write_text(FAKE_API_SERVER)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake"), "XTALAGENT_VLLM_PYTHON": sys.executable}
+    port = _free_port()
+    with socket.socket() as busy:  # a port in use: refused before anything starts
+        busy.bind(("127.0.0.1", port))
+        done = subprocess.run(
+            [sys.executable, "-m", "xtalagent.agent.cli", "serve", "--model", str(tiny_model), "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1 and f"port {port}" in done.stderr and "in use" in done.stderr
+    port = _free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "xtalagent.agent.cli", "serve", "--model", str(tiny_model), "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = serve.stdout.readline()  # printed once both answer
+        assert f"--endpoint http://127.0.0.1:{port},http://127.0.0.1:{port + 1}" in line, serve.stderr.read()
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                for p in (port, port + 1):
+                    with socket.socket() as sock:
+                        sock.bind(("127.0.0.1", p))
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the stage servers kept their ports after serve was terminated")
+    finally:
+        serve.kill()
+
+
 # --- the real server ---------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as sock:
