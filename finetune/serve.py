@@ -297,6 +297,7 @@ def check_port_free(host: str, port: int) -> None:
     """One clear error when something already listens on ``port``: otherwise the new server dies
     on start-up while the old one answers ``/v1/models``, and its replies are taken for the new one's."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind: TIME_WAIT is no obstacle
         try:
             sock.bind(("0.0.0.0" if host in ("", "::") else host, port))
         except OSError:

@@ -125,14 +125,25 @@ def test_constraints_predict_on_the_folder_gives_valid_exact_candidates(hub_mode
                 assert set(sites.counts) == set(request["elements"])
 
 
-def test_serve_dry_run_names_the_base_and_both_adapters(hub_model, capsys):
+def test_serve_dry_run_names_the_base_and_both_adapters(hub_model, capsys, monkeypatch, tmp_path):
     base, model = hub_model
-    assert main(["serve", "--model", str(model), "--dry-run"]) == 0
+    monkeypatch.setattr("xtalagent.finetune.serve.DEFAULT_VENV", tmp_path / "venv")  # merged weights go here
+    assert main(["serve", "--model", str(model), "--dry-run", "--layout", "lora"]) == 0
     command = capsys.readouterr().out.split()
     assert command[command.index("--model") + 1] == str(base.resolve())
     assert command[command.index("--max-lora-rank") + 1] == "128"
     modules = command[command.index("--lora-modules") + 1 :][:2]
     assert modules == [f"sg={model / 'sg'}", f"wyckoff={model / 'wyckoff'}"]
+    # the default layout: one server per stage on merged weights, reading the hub base's own tokenizer
+    assert main(["serve", "--model", str(model), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "--enable-lora" not in " ".join(lines)
+    for line, stage in zip(lines, ("sg", "wyckoff")):
+        words = line.split()
+        assert words[words.index("--served-model-name") + 1] == stage
+        tokenizer = Path(words[words.index("--tokenizer") + 1])  # the base, or a folder of its tokenizer files
+        assert tokenizer == base.resolve() or (tokenizer / "tokenizer.json").is_file()
+        assert Path(words[words.index("--model") + 1]).parent == tmp_path / "serve-models"
 
 
 def test_local_scorer_reads_a_prompt_as_training_did(hub_model, monkeypatch):

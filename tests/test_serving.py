@@ -281,7 +281,8 @@ def test_merged_stage_weights_score_as_in_process(tiny_model, local, tmp_path):
     assert len(list(tmp_path.iterdir())) == 2 and not list(tmp_path.glob("*.partial"))
 
 
-def test_serve_dry_run_passes_extra_flags_through(capsys):
+def test_serve_dry_run_passes_extra_flags_through(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("xtalagent.finetune.serve.DEFAULT_VENV", tmp_path / "venv")  # merged weights go here
     code = main(["serve", "--dry-run", "--port", "8124", "--max-num-seqs", "64"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0 and len(lines) == 2  # one server per stage
@@ -349,6 +350,7 @@ def test_serve_stops_its_servers_when_terminated_and_refuses_a_busy_port(tiny_mo
     port = _free_port()
     with socket.socket() as busy:  # a port in use: refused before anything starts
         busy.bind(("127.0.0.1", port))
+        busy.listen()
         done = subprocess.run(
             [sys.executable, "-m", "xtalagent.agent.cli", "serve", "--model", str(tiny_model), "--port", str(port)],
             env=env, capture_output=True, text=True, timeout=120,
@@ -368,7 +370,8 @@ def test_serve_stops_its_servers_when_terminated_and_refuses_a_busy_port(tiny_mo
         while time.monotonic() < deadline:
             try:
                 for p in (port, port + 1):
-                    with socket.socket() as sock:
+                    with socket.socket() as sock:  # a listener blocks this bind; TIME_WAIT does not
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                         sock.bind(("127.0.0.1", p))
                 break
             except OSError:
