@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from xtalagent.errors import InputError
 from xtalagent.io import atomic_path
+from xtalagent.tools.screen_input import read_cif
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +44,7 @@ COLUMNS = (
 
 
 def _parse(text: str) -> Structure:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        structure = Structure.from_str(text, fmt="cif")
-    if not structure.is_ordered:
-        raise InputError("partial occupancy (disordered structure)")
+    structure = read_cif(text)
     if len(structure) == 0:
         raise InputError("no sites")
     unknown = sorted({el.symbol for el in structure.composition.elements if not Element.is_valid_symbol(el.symbol)})

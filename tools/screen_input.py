@@ -17,7 +17,9 @@ from xtalagent.symmetry import check_spacegroup, detect_spacegroup
 from xtalagent.tools.screen_records import StructureCandidate
 
 
-def _parse_cif(text: str) -> Structure:
+def read_cif(text: str) -> Structure:
+    """A CIF's structure, read without pymatgen's warnings; a disordered one is an InputError
+    (neither a potential nor the band-gap model takes partial occupancies)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structure = Structure.from_str(text, fmt="cif")
@@ -63,7 +65,7 @@ def _candidate(row: dict[str, Any], cid: str, path: Path, source: Path) -> Struc
             raise InputError(f"{source}, row {cid}: requested space group {group!r} is invalid ({exc})") from None
     try:
         cand.cif_text = path.read_text()
-        cand.structure = _parse_cif(cand.cif_text)
+        cand.structure = read_cif(cand.cif_text)
     except FileNotFoundError:
         cand.error = f"file not found: {path}"
     except Exception as exc:
