@@ -11,11 +11,11 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -34,6 +34,9 @@ from xtalagent.finetune.voters import VoterWeights
 from xtalagent.finetune.wyckoff_solver import ExactCounts, RatioCounts, State, Target, feasible_groups, site_labels
 from xtalagent.io import json_lines
 from xtalagent.records import SiteSpec, SymmetryConstraint
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def default_model_dir() -> Path:
@@ -260,10 +263,7 @@ class ConstraintPredictor:
             total = sum(weights.values())
             return probability, {group: value / total for group, value in weights.items()}
 
-        if len(asked) > 1 and getattr(self.scorer, "concurrent", False):  # a server batches them together
-            with ThreadPoolExecutor(len(asked)) as pool:
-                return list(pool.map(shares, asked))
-        return [shares(item) for item in asked]
+        return self._side_by_side(shares, asked)
 
     def rank_site_lists(
         self,
@@ -317,10 +317,21 @@ class ConstraintPredictor:
         """Stage 2 for each group, in order. Through a server (a scorer marked ``concurrent``) the
         groups' beam searches run side by side, so that each decoder step's prompts of all groups
         reach the server together and are batched; greedy decoding only (sampling shares ``rng``)."""
-        if temperature <= 0 and len(groups) > 1 and getattr(self.scorer, "concurrent", False):
-            with ThreadPoolExecutor(len(groups)) as pool:
-                return list(pool.map(lambda g: self.rank_site_lists(ctx, target, g[0], k, temperature, rng), groups))
-        return [self.rank_site_lists(ctx, target, group, k, temperature, rng) for group, _ in groups]
+
+        def site_lists(group: tuple[int, float]) -> list[tuple[State, float]]:
+            return self.rank_site_lists(ctx, target, group[0], k, temperature, rng)
+
+        if temperature > 0:
+            return [site_lists(group) for group in groups]
+        return self._side_by_side(site_lists, groups)
+
+    def _side_by_side(self, work: Callable[[T], R], items: list[T]) -> list[R]:
+        """``work`` on each item, in order: in threads when the scorer is a server (a scorer marked
+        ``concurrent``), so that the items' prompts reach it together and are batched; else in turn."""
+        if len(items) > 1 and getattr(self.scorer, "concurrent", False):
+            with ThreadPoolExecutor(len(items)) as pool:
+                return list(pool.map(work, items))
+        return [work(item) for item in items]
 
     @staticmethod
     def context(request: ConstraintRequest) -> Context:

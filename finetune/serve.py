@@ -93,9 +93,9 @@ def has_vllm(python: str) -> bool:
         return False
 
 
-def max_lora_rank(model_dir: Path, parts: tuple[str, ...] = ("sg", "wyckoff")) -> int:
+def max_lora_rank(model_dir: Path) -> int:
     """The smallest ``--max-lora-rank`` vLLM accepts that holds the adapters' rank (``--lora-r``)."""
-    configs = [model_dir / part / "adapter_config.json" for part in parts]
+    configs = [model_dir / stage / "adapter_config.json" for stage in STAGES]
     rank = max(json.loads(path.read_text()).get("r", 0) if path.exists() else 0 for path in configs)
     for allowed in VLLM_LORA_RANKS:
         if rank <= allowed:
