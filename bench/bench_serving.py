@@ -40,14 +40,15 @@ PATTERNS = ("formula", "composition", "elements")
 PROPERTIES = ("band_gap", "formation_energy")
 
 
-def mixed_requests(n: int, seed: int = 0) -> list[dict]:
-    """``n`` requests cycling through pattern x property over a seeded sample of MP val."""
+def mixed_requests(n: int, seed: int = 0, dataset: Path | None = None) -> list[dict]:
+    """``n`` requests cycling through pattern x property over a seeded sample of MP val (or of
+    ``dataset``'s val rows)."""
     from xtalagent.data import load_records
     from xtalagent.eval.benchmarks.paths import dataset_file
     from xtalagent.eval.benchmarks.subsets import seeded_sample
     from xtalagent.eval.constraints import request_for
 
-    records = seeded_sample(load_records(dataset_file(), "val"), 5 * n, seed=seed)
+    records = seeded_sample(load_records(dataset_file(dataset), "val"), 5 * n, seed=seed)
     kinds = [(p, q) for p in PATTERNS for q in PROPERTIES]
     out: list[dict] = []
     for record in records:
@@ -59,11 +60,20 @@ def mixed_requests(n: int, seed: int = 0) -> list[dict]:
     return out
 
 
+def answer(predictor, request: dict):
+    """The prediction for ``request``; a failed one (an unreachable server comes back as a
+    prediction with an error, not an exception) stops the benchmark before it writes a result."""
+    prediction = predictor.predict_request(_parsed(request), top_k=5)
+    if prediction.error is not None:
+        raise SystemExit(f"error: request {request.get('id', request)} failed: {prediction.error}")
+    return prediction
+
+
 def timed(predictor, requests: list[dict]) -> tuple[list, list[float]]:
     answers, seconds = [], []
     for request in requests:
         start = time.perf_counter()
-        answers.append(predictor.predict_request(_parsed(request), top_k=5))
+        answers.append(answer(predictor, request))
         seconds.append(time.perf_counter() - start)
     return answers, seconds
 
@@ -105,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vllm-python", help="interpreter with vLLM (default: see 'xtalagent serve --help')")
     parser.add_argument("--port", type=int, default=8391)
     parser.add_argument("--layout", default="split", help="serve's layout: split (default) or lora")
+    parser.add_argument("--dataset", type=Path, default=None, help="labelled Parquet (default: MP-20's)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serving_vllm.json")
     args = parser.parse_args(argv)
 
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     # two disjoint sets: vLLM's prefix cache (and the scorer's) would otherwise serve the second
     # run from the first; each is timed in process too
-    both = mixed_requests(2 * args.n)
+    both = mixed_requests(2 * args.n, dataset=args.dataset)
     sets = {"one_at_a_time": both[: args.n], "in_flight": both[args.n :]}
     result: dict[str, Any] = {
         "machine_note": "2 CPU cores shared with other jobs; each vLLM worker binds one core",
@@ -128,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     local = load_predictor(variant="release")
-    local.predict_request(_parsed(both[0]), top_k=5)  # warm-up (first-call allocations)
+    answer(local, both[0])  # warm-up (first-call allocations)
     local_answers = {}
     for name, requests in sets.items():
         start = time.perf_counter()
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         result["server_commands"] = [command[1:] for command in server.commands]
     try:
         warm = load_predictor(endpoint=url, variant="release")
-        warm.predict_request(_parsed({"formula": "Na1Cl1", "band_gap": 5.0}), top_k=5)  # first compile, LoRA load
+        answer(warm, {"formula": "Na1Cl1", "band_gap": 5.0})  # first compile, LoRA load
         remote = load_predictor(endpoint=url, variant="release")
         start = time.perf_counter()
         remote_answers, remote_seconds = timed(remote, sets["one_at_a_time"])
@@ -163,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def one(index: int):
             t0 = time.perf_counter()
-            answer = shared.predict_request(_parsed(flight[index]), top_k=5)
-            return answer, time.perf_counter() - t0
+            prediction = answer(shared, flight[index])
+            return prediction, time.perf_counter() - t0
 
         start = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:

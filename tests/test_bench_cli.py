@@ -32,6 +32,23 @@ def test_bench_help_lists_every_benchmark():
         assert name in result.output
 
 
+@pytest.mark.parametrize("name", ["serving", "ray"])
+def test_script_benchmarks_run_their_script_through_the_cli(name):
+    result = CliRunner().invoke(app, ["bench", name, "--help"])  # the script's own options
+    assert result.exit_code == 0 and f"bench_{name}.py" in result.output
+
+
+def test_serving_benchmark_stops_on_a_failed_request_and_writes_nothing(tmp_path, fixture_dataset):
+    """An unreachable server answers every request with an error: one line, exit 1, no result file
+    (it used to be timed as an answer and written over the measured result)."""
+    out = tmp_path / "serving.json"
+    args = ["bench", "serving", "--dataset", str(fixture_dataset), "--n", "1", "--endpoint", "http://127.0.0.1:9",
+            "--output", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "not reachable" in str(result.exception or result.output)
+    assert not out.exists()
+
+
 def test_data_build_writes_a_result_naming_variant_and_machine(tmp_path, shared):
     results = tmp_path / "results"
     args = ["bench", "data-build", "--dataset", "mp", "--limit", "4", "--workers", "1", "--shared-data", str(shared),
