@@ -153,7 +153,10 @@ def check_structure(
     reasons: list[str] = []
     n = len(structure)
     vpa = float(structure.volume / n) if n else float("nan")
-    pairs = _pair_distances(structure) if n > 1 else None
+    try:
+        pairs = _pair_distances(structure) if n > 1 else None
+    except (np.linalg.LinAlgError, ValueError):  # a needle or flat cell from a diverged sample
+        return CheckResult(False, 0, False, 0.0, vpa, [f"degenerate cell {structure.lattice.abc}"])
     dmin = min_distance(structure, pairs) if n else 0.0
     if dmin < config.MIN_INTERATOMIC_DISTANCE:
         reasons.append(f"shortest distance {dmin:.3f} Å < {config.MIN_INTERATOMIC_DISTANCE} Å")

@@ -524,3 +524,20 @@ def test_corrector_options_change_the_sample_and_leave_the_model_alone(fixture_d
     assert model.cfg.step_lr == 1e-5  # the override was for that call only
     with pytest.raises(InputError, match="step size"):
         DiffusionSampler(model=model, step_lr=0.0)
+
+
+def test_a_cell_with_nan_lengths_fails_the_checks_instead_of_raising() -> None:
+    """A diverged diffusion sample can carry NaN lengths; pymatgen's distance matrix then raises
+    LinAlgError, which used to stop a whole eval-csp run. It is now one failed check."""
+    import numpy as np
+    from pymatgen.core import Lattice, Structure
+
+    from xtalagent.records import SymmetryConstraint
+    from xtalagent.structure_gen.checks import check_structure
+
+    constraint = SymmetryConstraint.model_validate(
+        {"spacegroup": 1, "sites": [{"element": "Na", "wyckoff": "1a"}, {"element": "Cl", "wyckoff": "1a"}]}
+    )
+    broken = Structure(Lattice([[5, 0, 0], [0, 5, 0], [0, 0, np.nan]]), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    result = check_structure(broken, constraint)
+    assert not result.ok and result.reasons[0].startswith("degenerate cell")
