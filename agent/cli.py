@@ -244,6 +244,12 @@ def design(
     output: Annotated[Path, typer.Option("-o", "--output", help="run folder (re-running resumes)")] = Path("design"),
     top_k: Annotated[int, typer.Option(help="constraint candidates tried")] = DESIGN["top_k"],
     sampler: Annotated[str, typer.Option(help="auto, diffusion or pyxtal")] = DESIGN["sampler"],
+    prototypes: Annotated[
+        int,
+        typer.Option(
+            min=0, max=20, help="structures per constraint from the closest known prototypes, before the model"
+        ),
+    ] = DESIGN["prototypes"],
     prerelax: Annotated[str, typer.Option(help="LEGO pre-relaxation: auto, on or off")] = DESIGN["prerelax"],
     potential: Annotated[
         str, typer.Option(help="auto (MatterSim if present, else CHGNet), chgnet, mattersim")
@@ -295,6 +301,7 @@ def design(
     settings = DesignSettings(
         top_k=top_k,
         sampler=sampler,
+        prototypes=prototypes,
         prerelax=prerelax,
         potential=potential,
         relax_max_steps=relax_steps,

@@ -37,6 +37,16 @@ def structures_sample(
     temperature: Annotated[
         float, typer.Option(help="diffusion noise scale (1: exact reverse process; lower: likelier structures)")
     ] = SamplerSettings.temperature,
+    prototypes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="samples per constraint taken from the closest known prototypes before the diffusion model (0: none)",
+        ),
+    ] = SamplerSettings.prototypes,
+    variant: Annotated[
+        str, typer.Option(help="known crystals for prototypes: release (every split) or eval (train only)")
+    ] = SamplerSettings.variant,
 ) -> None:
     """Sample crystal structures that carry each symmetry constraint exactly (checked with spglib)."""
     from xtalagent.structure_gen.commands import sample_command
@@ -48,6 +58,8 @@ def structures_sample(
         max_attempts=max_attempts,
         steps=steps,
         temperature=temperature,
+        prototypes=prototypes,
+        variant=variant,
     )
     sample_command(constraints=constraints, n=n, output=output, settings=settings, echo=out.print)
 
@@ -129,6 +141,13 @@ def structures_eval_csp(
     temperature: Annotated[
         float, typer.Option(help="diffusion noise scale (1: exact reverse process)")
     ] = SamplerSettings.temperature,
+    prototypes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="samples per crystal from the closest known prototypes (train split only), then the model (0: none)",
+        ),
+    ] = SamplerSettings.prototypes,
 ) -> None:
     """Crystal structure prediction with the true constraints: match rate, RMSE, validity, speed."""
     from xtalagent.structure_gen.commands import eval_csp_command
@@ -144,5 +163,6 @@ def structures_eval_csp(
         output=output,
         steps=steps,
         temperature=temperature,
+        prototypes=prototypes,
         echo=out.print,
     )

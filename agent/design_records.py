@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from xtalagent import config
 from xtalagent.agent.request import DesignRequest
 from xtalagent.records import SymmetryConstraint
+from xtalagent.structure_gen.settings import SamplerSettings
 from xtalagent.tools.settings import RelaxSettings
 
-PIPELINE_VERSION: int = 6  # 2: classifier; 3: ratio classifier; 4: band gap, known phases; 5: C1 slots; 6: routing
+#: 2: classifier; 3: ratio classifier; 4: band gap, known phases; 5: C1 slots; 6: routing; 7: prototypes
+PIPELINE_VERSION: int = 7
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Log = Callable[[str], None]
@@ -36,6 +38,9 @@ class DesignSettings(BaseModel):
     constraint_endpoint: str | None = None  # OpenAI-compatible server with the two adapters
     sampler: Literal["auto", "diffusion", "pyxtal"] = "auto"
     diffusion_checkpoint: str | None = None
+    #: Structures per constraint transplanted from the closest known prototypes (of the ``variant``'s
+    #: known crystals) before the diffusion model samples the rest (0: the model alone).
+    prototypes: int = Field(default=SamplerSettings.prototypes, ge=0, le=20)
     prerelax: Literal["auto", "on", "off"] = "auto"  # auto: see prerelax_decision
     potential: str = "auto"
     potential_checkpoint: str | None = None
@@ -115,6 +120,8 @@ class GeneratedStructure(BaseModel):
     seconds: float
     cif: str = ""  # relative to the run folder
     failure: str | None = None
+    #: Id of the known crystal whose geometry (elements substituted) the structure took; None: sampled.
+    prototype: str | None = None
     #: The potential's single-point formation energy (eV/atom) when the round triaged its structures.
     triage_e_form: float | None = None
     #: Whether screening relaxes it (False: left out by the triage of an oversampled round).

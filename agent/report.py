@@ -144,6 +144,15 @@ def report_text(run: DesignRun) -> str:
         f"2. **Structures**: {len(run.structures)} requested from {run.sampler_note}; {n_ok} passed the checks "
         "(re-detected space group and Wyckoff sites, shortest distance, volume)."
     )
+    transplanted = [s for s in run.structures if s.ok and s.prototype]
+    if transplanted:
+        variant = "every split" if run.settings.variant == "release" else "the train split only"
+        out.append(
+            f"   - {len(transplanted)} took the geometry of a known prototype (the closest-chemistry known crystal "
+            f"with the same site pattern, elements substituted; known crystals of {variant}): "
+            + ", ".join(f"{s.id} from {s.prototype}" for s in transplanted)
+            + "; the others were sampled by the diffusion model."
+        )
     triaged = [s for s in run.structures if s.triage_e_form is not None]
     if triaged:
         kept = sum(s.selected for s in triaged)

@@ -117,9 +117,15 @@ def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
 
     if settings.sampler == "pyxtal":
         return "pyxtal", None, "PyXtal's random symmetric builder (chosen)"
+    first = (
+        f" after the closest known prototype{'s' if settings.prototypes > 1 else ''} "
+        f"({settings.prototypes} per constraint)"
+        if settings.prototypes
+        else ""
+    )
     if settings.diffusion_checkpoint:
         ckpt = settings.diffusion_checkpoint
-        return "diffusion", ckpt, f"diffusion model {Path(ckpt).name}"
+        return "diffusion", ckpt, f"diffusion model {Path(ckpt).name}{first}"
     general = CHECKPOINT_DIR / general_diffusion_checkpoint()
     if general.exists() or settings.sampler == "diffusion":
         # no checkpoint: make_sampler routes each constraint to the shipped model whose training
@@ -129,7 +135,7 @@ def choose_sampler(settings: DesignSettings) -> tuple[str, str | None, str]:
             None,
             (
                 f"diffusion model {general.name} (general inorganic crystals; constraints inside the Perov-5 "
-                "model's training domain go to perov_5.pt)"
+                f"model's training domain go to perov_5.pt){first}"
             ),
         )
     return (
@@ -175,10 +181,20 @@ def generate_structures(
     if not constraints:
         raise InputError("no constraints to realise")
     name, ckpt, _ = choose_sampler(settings)
-    sampler = make_sampler(name, checkpoint=ckpt, seed=settings.seed + start, steps=config.DESIGN_DIFFUSION_STEPS)
+    sampler = make_sampler(
+        name,
+        checkpoint=ckpt,
+        seed=settings.seed + start,
+        steps=config.DESIGN_DIFFUSION_STEPS,
+        prototypes=settings.prototypes,
+        variant=settings.variant,
+    )
     band_gap = request.band_gap.conditioning_value() if request.band_gap else None
     e_form = request.formation_energy.conditioning_value() if request.formation_energy else None
     chosen = slots_for(constraints, n, start)
+    if hasattr(sampler, "skip"):  # a later round ("20 more"): its prototypes were used before
+        for earlier in slots_for(constraints, start):
+            sampler.skip(earlier.constraint(band_gap, e_form), 1)
     results = generate([c.constraint(band_gap, e_form) for c in chosen], n=1, sampler=sampler)
     folder = out / "structures"
     folder.mkdir(parents=True, exist_ok=True)
@@ -195,6 +211,7 @@ def generate_structures(
             attempts=res.attempts,
             seconds=round(res.seconds, 3),
             failure=res.reason,
+            prototype=res.prototype,
         )
         if res.ok:
             path = folder / f"{sid}_{choice.id}_sg{choice.spacegroup}_{choice.formula}.cif"

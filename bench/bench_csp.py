@@ -30,6 +30,7 @@ import torch
 
 from xtalagent.structure_gen.evaluate import EVAL_K, EVAL_N_CRYSTALS, merge_shards, run_eval_csp, summary_line
 from xtalagent.structure_gen.samplers import DIFFUSION_TEMPERATURE
+from xtalagent.structure_gen.settings import SamplerSettings
 
 
 def routed_to(name: str):
@@ -61,6 +62,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--merge-shards", type=int, default=None, metavar="M", help="merge the M shard reports of --name, run nothing"
+    )
+    parser.add_argument(
+        "--prototypes",
+        type=int,
+        default=SamplerSettings.prototypes,
+        help="samples per crystal from known train prototypes before the diffusion model (0: the model alone)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the diffusion sampler")
     parser.add_argument("--binary-ternary", action="store_true", help="keep only 2- and 3-element crystals")
@@ -100,6 +107,7 @@ def main() -> None:
             shard=shard,
             corrector=not args.no_corrector,
             step_lr=args.step_lr,
+            prototypes=args.prototypes,
             crystal_systems=tuple(args.crystal_systems.split(",")) if args.crystal_systems else None,
             keep=routed_to(args.routed_to) if args.routed_to else None,
             meta={"command": "python bench/bench_csp.py " + " ".join(sys.argv[1:]), "threads": args.threads},

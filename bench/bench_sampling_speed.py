@@ -2,7 +2,7 @@
 
 Run from the repository root after `python bench/bench_data_build.py`:
 
-    python bench/bench_sampling_speed.py --n 64 --threads 2 --steps 1000 200 100 50 \
+    python bench/bench_sampling_speed.py --n 64 --threads 2 --steps 1000 200 100 50 --prototypes 0 1 \
         --val-reports bench/results/structure_levers
 
 Takes ``--n`` random MP `val` constraints (true group and sites, cells of at most 20 atoms, the
@@ -28,14 +28,19 @@ import torch
 
 from xtalagent.io import write_json_atomic
 from xtalagent.structure_gen.evaluate import select_records
-from xtalagent.structure_gen.samplers import CHECKPOINT_DIR, DIFFUSION_TEMPERATURE, DiffusionSampler, generate
+from xtalagent.structure_gen.samplers import CHECKPOINT_DIR, DIFFUSION_TEMPERATURE, generate, make_sampler
 
 TRADEOFF_OUT = Path("bench/results/structure_speed_tradeoff.json")
 
 
-def time_generate(constraints: list, steps: int) -> dict:
-    """Wall and CPU seconds of one batched ``generate`` call (one structure per constraint)."""
-    sampler = DiffusionSampler(checkpoint=CHECKPOINT_DIR / "mp_20.pt", seed=0, steps=steps)
+def time_generate(constraints: list, steps: int, prototypes: int = 0) -> dict:
+    """Wall and CPU seconds of one batched ``generate`` call (one structure per constraint); with
+    ``prototypes``, known train prototypes first (``make_sampler``), the model for the rest."""
+    sampler = make_sampler(
+        "diffusion", checkpoint=CHECKPOINT_DIR / "mp_20.pt", seed=0, steps=steps, prototypes=prototypes, variant="eval"
+    )
+    if prototypes:
+        sampler.library.templates(constraints[0])  # load the known crystals before the clock starts
     load_before = os.getloadavg()
     wall, cpu = time.perf_counter(), time.process_time()
     results = generate(constraints, n=1, sampler=sampler)
@@ -43,6 +48,8 @@ def time_generate(constraints: list, steps: int) -> dict:
     ok = sum(r.ok for r in results)
     return {
         "steps": steps,
+        "prototypes": prototypes,
+        "from_prototypes": sum(r.ok and r.prototype is not None for r in results),
         "seconds": round(wall, 1),
         "cpu_seconds": round(cpu, 1),
         "returned": ok,
@@ -58,7 +65,8 @@ def tradeoff(runs: list[dict], reports: Path) -> list[dict]:
     """(steps, match@1 on val ± s.e., RMSE, structures/s) for every step count with a val report."""
     rows = []
     for run in runs:
-        found = sorted(reports.glob(f"csp_val*_s{run['steps']}_t05_diffusion.json"))
+        tag = f"_p{run['prototypes']}" if run.get("prototypes") else ""
+        found = sorted(reports.glob(f"csp_val*_s{run['steps']}_t05{tag}_diffusion.json"))
         if not found:
             continue
         # the run on the most crystals (val100 over val50)
@@ -68,6 +76,7 @@ def tradeoff(runs: list[dict], reports: Path) -> list[dict]:
         rows.append(
             {
                 "steps": run["steps"],
+                "prototypes": run.get("prototypes", 0),
                 "val_match_at_1": res["match_rate_at_1"],
                 "val_match_at_1_stderr": res["match_rate_at_1_stderr"],
                 "val_rmse_at_1": res["rmse_at_1"],
@@ -87,6 +96,9 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, nargs="+", default=[1000, 200])
+    parser.add_argument(
+        "--prototypes", type=int, nargs="+", default=[0], help="prototypes per constraint (each with every --steps)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/sampling_speed.json"))
     parser.add_argument("--val-reports", type=Path, default=None, help="folder of val CSP reports per step count")
     parser.add_argument(
@@ -111,10 +123,11 @@ def main() -> None:
         "checkpoint": "mp_20.pt",
         "runs": [],
     }
-    for steps in args.steps:
-        run = time_generate(constraints, steps)
-        report["runs"].append(run)
-        print(json.dumps(run), flush=True)
+    for prototypes in args.prototypes:
+        for steps in args.steps:
+            run = time_generate(constraints, steps, prototypes)
+            report["runs"].append(run)
+            print(json.dumps(run), flush=True)
     report["command"] = "python bench/bench_sampling_speed.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items()

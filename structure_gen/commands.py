@@ -21,6 +21,7 @@ from xtalagent.structure_gen.settings import (
     DiffusionTrainConfig,
     SamplerSettings,
 )
+from xtalagent.tools.reference_set import check_variant
 
 
 def sample_command(
@@ -65,13 +66,24 @@ def sample_command(
             echo(f"  {item.reason}")
         if len(skipped) > 10:
             echo(f"  ... and {len(skipped) - 10} more")
-    chosen = make_sampler(s.sampler, checkpoint=s.checkpoint, seed=s.seed, steps=s.steps, temperature=s.temperature)
+    chosen = make_sampler(
+        s.sampler,
+        checkpoint=s.checkpoint,
+        seed=s.seed,
+        steps=s.steps,
+        temperature=s.temperature,
+        prototypes=s.prototypes,
+        variant=check_variant(s.variant),
+    )
     if hasattr(chosen, "checkpoint_for"):  # the default sampler routes constraints to shipped models
         models = Counter(chosen.checkpoint_for(e.constraint).name for e in entries)
         echo("diffusion models: " + ", ".join(f"{name} for {k} constraint(s)" for name, k in models.most_common()))
     results = generate([e.constraint for e in entries], n=n, sampler=chosen, max_attempts=s.max_attempts)
     index, n_ok, n_failed = write_results(entries, results, output)
     echo(f"{n_ok} structure(s) written to {output} (index {index})")
+    transplanted = sum(r.ok and r.prototype is not None for r in results)
+    if transplanted:
+        echo(f"{transplanted} of them on the geometry of a known prototype (its id in the index)")
     if n_failed:
         echo(f"{n_failed} request(s) failed every check after {s.max_attempts} attempts; reasons in {index}")
     summary = {"index": str(index), "ok": n_ok, "failed": n_failed, "constraints": len(entries)}
@@ -102,6 +114,7 @@ def eval_csp_command(
     max_atoms: int | None = None,
     steps: int | None = SamplerSettings.steps,
     temperature: float = SamplerSettings.temperature,
+    prototypes: int = SamplerSettings.prototypes,
     echo: Callable[[str], None] = print,
 ) -> dict:
     """CSP with the true constraints of ``n`` random crystals of ``split``; writes JSON to ``output``.
@@ -126,6 +139,7 @@ def eval_csp_command(
         output=output,
         steps=steps,
         temperature=temperature,
+        prototypes=prototypes,
     )
     for name, res in report["results"].items():
         echo(summary_line(name, res))

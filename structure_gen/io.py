@@ -173,6 +173,7 @@ def write_results(
             "formula": c.formula,
             "constraint": c.model_dump_json(exclude_none=True),
             "sampler": res.sampler,
+            "prototype": res.prototype,
             "attempts": res.attempts,
             "seconds": round(res.seconds, 4),
             "ok": res.ok,

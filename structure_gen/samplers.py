@@ -6,6 +6,11 @@ and reports what still fails after ``max_attempts`` instead of returning it as f
 
 * :class:`DiffusionSampler` — the trained free-variable diffusion model (:mod:`model`).
 * :class:`PyxtalSampler` — the classical baseline: PyXtal's random symmetric builder.
+
+The default ``diffusion`` sampler of :func:`make_sampler` first transplants known prototypes
+(:mod:`prototypes`: each constraint's first ``prototypes`` proposals take the geometry of the
+closest known crystal with its site pattern), then lets the diffusion model sample the rest. Each
+result says where its structure came from (:attr:`Generated.prototype`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 from xtalagent.errors import InputError
 from xtalagent.records import SymmetryConstraint
 from xtalagent.structure_gen.checks import CheckResult, check_structure
+from xtalagent.structure_gen.prototypes import PROTOTYPE_KEY
 from xtalagent.structure_gen.settings import SamplerSettings
 
 #: Shipped checkpoints (``structure_gen/checkpoints``); see the README there for how to rebuild them.
@@ -50,6 +56,8 @@ class Generated:
     sampler: str
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    #: Id of the known crystal whose geometry the structure took (None: the sampler's own)
+    prototype: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -216,14 +224,23 @@ def make_sampler(
     temperature: float = DIFFUSION_TEMPERATURE,
     corrector: bool = True,
     step_lr: float | None = None,
+    *,
+    prototypes: int = SamplerSettings.prototypes,
+    variant: str = "eval",
 ):
     """A sampler by name (``diffusion`` or ``pyxtal``).
 
-    ``diffusion`` without a ``checkpoint`` routes each constraint to the shipped model that knows
-    it (:class:`~xtalagent.structure_gen.routing.RoutedDiffusionSampler`: a specialist such as the
+    ``diffusion``: each constraint's first ``prototypes`` proposals are known prototypes
+    (:class:`~xtalagent.structure_gen.prototypes.PrototypeSampler`, over the known crystals of the
+    knowledge ``variant``: ``eval``, every benchmark's, the ``train`` split only; ``release`` every
+    split), the rest come from the model. Without a ``checkpoint`` the model is chosen per
+    constraint among the shipped ones
+    (:class:`~xtalagent.structure_gen.routing.RoutedDiffusionSampler`: a specialist such as the
     Perov-5 model inside its training domain, the general MP model elsewhere); a named checkpoint
-    is used for every constraint.
+    is used for every constraint. ``pyxtal`` is the classical baseline, without prototypes.
     """
+    if prototypes < 0:
+        raise InputError(f"prototypes must be 0 or more, got {prototypes}")
     if name == "pyxtal":
         return PyxtalSampler(seed=seed)
     if name == "diffusion":
@@ -234,13 +251,17 @@ def make_sampler(
             "corrector": corrector,
             "step_lr": step_lr,
         }
+        model: Any = None
         if checkpoint is None:
             from xtalagent.structure_gen.routing import shipped_router
 
-            router = shipped_router(**options)
-            if router is not None:
-                return router
-        return DiffusionSampler(checkpoint=checkpoint, **options)
+            model = shipped_router(**options)
+        model = model or DiffusionSampler(checkpoint=checkpoint, **options)
+        if not prototypes:
+            return model
+        from xtalagent.structure_gen.prototypes import PrototypeSampler, shipped_library
+
+        return PrototypeSampler(model, shipped_library(variant), prototypes)
     raise InputError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLERS)})")
 
 
@@ -280,6 +301,7 @@ def generate(
             res.check = check
             if check.ok:
                 res.structure = structure
+                res.prototype = structure.properties.get(PROTOTYPE_KEY)
             else:
                 res.failures.append("; ".join(check.reasons))
                 still.append(slot)

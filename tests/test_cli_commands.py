@@ -298,6 +298,22 @@ def test_design_through_the_cli(tmp_path, capsys):
     assert (out / "summary.csv").is_file() and (out / "report.md").is_file()
 
 
+@pytest.mark.slow
+def test_design_through_the_cli_names_the_prototype_its_first_structure_took(tmp_path, capsys):
+    """The default sampler: the best constraint's first structure is a known prototype (named in the
+    report), the second comes from the diffusion model; --prototypes 0 leaves both to the model."""
+    args = ["design", "TiO2 with a band gap near 3 eV", "-n", "2", "--top-k", "1", "--oversample", "1"]
+    args += ["--prerelax", "off", "--potential", "chgnet", "--relax-steps", "2", "--threads", "1"]
+    args += ["--known-phases", "0", "--no-band-gap"]
+    code, _, err = run(capsys, *args, "-o", tmp_path / "a")
+    assert code == 0, err
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "1 took the geometry of a known prototype" in report and "S001 from mp-" in report
+    code, _, err = run(capsys, *args, "--prototypes", "0", "-o", tmp_path / "b")
+    assert code == 0, err
+    assert "known prototype" not in (tmp_path / "b" / "report.md").read_text()
+
+
 def test_design_refuses_a_bad_output_before_any_work(tmp_path, capsys, monkeypatch):
     import xtalagent.agent.commands as commands
 

@@ -314,9 +314,16 @@ def test_design_routes_perovskites_to_the_perov_5_model(tmp_path, caplog) -> Non
                {"element": "O", "wyckoff": "3c"}],
     )  # fmt: skip
     caplog.set_level("INFO", logger="xtalagent.structure_gen.routing")
-    made = generate_structures([perovskite], 1, tmp_path, DesignSettings(), DesignRequest(formula="SrTiO3"))
-    assert made[0].ok and made[0].spacegroup == 221
+    request = DesignRequest(formula="SrTiO3")
+    made = generate_structures([perovskite], 1, tmp_path / "a", DesignSettings(prototypes=0), request)
+    assert made[0].ok and made[0].spacegroup == 221 and made[0].prototype is None
     assert "to perov_5.pt" in caplog.text and "to mp_20.pt" not in caplog.text
+    # by default the first structure is the closest known prototype (cubic SrTiO3 is known), the
+    # second goes to the model the router picks
+    caplog.clear()
+    made = generate_structures([perovskite], 2, tmp_path / "b", DesignSettings(), request)
+    assert made[0].ok and made[0].prototype and made[1].ok and made[1].prototype is None
+    assert "to perov_5.pt" in caplog.text
 
 
 @pytest.mark.slow
