@@ -6,6 +6,7 @@ so user input is checked here first and gets one clear error per problem.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -76,3 +77,10 @@ def reduced_counts(counts: Mapping[str, int]) -> tuple[dict[str, int], int]:
     if factor == 0:
         raise InputError(f"no atoms in {dict(counts)!r}")
     return {el: n // factor for el, n in zip(counts, values)}, factor
+
+
+@functools.cache
+def mendeleev_number(element: str) -> float:
+    """Pettifor's Mendeleev number (pymatgen's ``mendeleev_no``): neighbours on it substitute in crystals."""
+    number = Element(element).mendeleev_no
+    return float(number) if number is not None else 200.0 + Element(element).Z  # superheavy: far from all

@@ -36,7 +36,6 @@ we have. The ``eval`` variant, behind every reported benchmark, reads the traini
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
 import math
@@ -45,10 +44,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
-from pymatgen.core import Element
 
 from xtalagent import config
-from xtalagent.composition import format_counts, parse_counts, reduced_counts
+from xtalagent.composition import format_counts, mendeleev_number, parse_counts, reduced_counts
 from xtalagent.errors import XtalAgentError
 from xtalagent.finetune.ratio_classifier import ratio_key
 from xtalagent.finetune.substitution import substitution_distances
@@ -102,13 +100,6 @@ class PriorSettings:
 
     def as_dict(self) -> dict:
         return {f.name: vars(getattr(self, f.name)) for f in fields(self)}
-
-
-@functools.cache
-def mendeleev_number(element: str) -> float:
-    """Pettifor's Mendeleev number (pymatgen's ``mendeleev_no``): neighbours on it substitute in crystals."""
-    number = Element(element).mendeleev_no
-    return float(number) if number is not None else 200.0 + Element(element).Z  # superheavy: far from all
 
 
 def _shown_counts(pattern: str, elements: list[str], counts: Iterable[int] | None) -> dict[str, int] | None:

@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any, Protocol
 
 import numpy as np
 
+from xtalagent.composition import mendeleev_number
 from xtalagent.records import SymmetryConstraint
-from xtalagent.structure_gen.routing import SitePattern, site_pattern
+from xtalagent.structure_gen.routing import SitePattern, labels_by_element, pattern_of_sites, site_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -61,24 +62,7 @@ class KnownCrystalLike(Protocol):
 
 
 def _pattern_of(crystal: KnownCrystalLike) -> SitePattern:
-    by_element: dict[str, list[str]] = defaultdict(list)
-    for element, wyckoff, _ in crystal.sites:
-        by_element[element].append(wyckoff)
-    return crystal.spacegroup, tuple(sorted(tuple(sorted(v)) for v in by_element.values()))
-
-
-def _letters(sites: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-    by_element: dict[str, list[str]] = defaultdict(list)
-    for element, wyckoff in sites:
-        by_element[element].append(wyckoff)
-    return {el: tuple(sorted(v)) for el, v in by_element.items()}
-
-
-@cache
-def mendeleev_number(element: str) -> int:
-    from pymatgen.core import Element
-
-    return int(Element(element).mendeleev_no)
+    return pattern_of_sites(crystal.spacegroup, ((el, w) for el, w, _ in crystal.sites))
 
 
 def pair_elements(wanted: dict[str, tuple[str, ...]], template: dict[str, tuple[str, ...]]) -> dict[str, str]:
@@ -100,7 +84,7 @@ def pair_elements(wanted: dict[str, tuple[str, ...]], template: dict[str, tuple[
     return pairs
 
 
-def chemical_distance(pairs: dict[str, str]) -> int:
+def chemical_distance(pairs: dict[str, str]) -> float:
     """Summed Mendeleev-number difference of paired elements (0: the same elements)."""
     return sum(abs(mendeleev_number(a) - mendeleev_number(b)) for a, b in pairs.items())
 
@@ -145,7 +129,7 @@ class Template:
 
     crystal: KnownCrystalLike
     pairs: dict[str, str]  # constraint element -> template element
-    distance: int
+    distance: float
     relabelled: tuple[SymmetryConstraint, str] | None = None
 
 
@@ -202,10 +186,10 @@ class PrototypeLibrary:
     def _ranked(
         self, constraint: SymmetryConstraint, relabelled: tuple[SymmetryConstraint, str] | None
     ) -> list[Template]:
-        wanted = _letters((s.element, s.wyckoff) for s in constraint.sites)
+        wanted = labels_by_element((s.element, s.wyckoff) for s in constraint.sites)
         out = []
         for crystal in self.index.get(site_pattern(constraint), []):
-            pairs = pair_elements(wanted, _letters((el, w) for el, w, _ in crystal.sites))
+            pairs = pair_elements(wanted, labels_by_element((el, w) for el, w, _ in crystal.sites))
             out.append(Template(crystal, pairs, chemical_distance(pairs), relabelled))
         return out
 

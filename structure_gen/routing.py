@@ -46,13 +46,23 @@ TARGETS: tuple[str, ...] = ("band_gap", "formation_energy")
 SitePattern = tuple[int, tuple[tuple[str, ...], ...]]
 
 
+def labels_by_element(sites: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
+    """Each element's Wyckoff labels, sorted, from (element, label) pairs."""
+    by_element: dict[str, list[str]] = {}
+    for element, label in sites:
+        by_element.setdefault(element, []).append(label)
+    return {element: tuple(sorted(labels)) for element, labels in by_element.items()}
+
+
+def pattern_of_sites(spacegroup: int, sites: Iterable[tuple[str, str]]) -> SitePattern:
+    """(space group, sorted Wyckoff labels of each element, sorted) from (element, label) pairs."""
+    return spacegroup, tuple(sorted(labels_by_element(sites).values()))
+
+
 def site_pattern(constraint: SymmetryConstraint) -> SitePattern:
     """(space group, sorted Wyckoff labels of each element, sorted): the arrangement without the
     chemistry, so CaTiO3 and SrTiO3 in the same cubic cell share one pattern."""
-    by_element: dict[str, list[str]] = {}
-    for site in constraint.sites:
-        by_element.setdefault(site.element, []).append(site.wyckoff)
-    return constraint.spacegroup, tuple(sorted(tuple(sorted(labels)) for labels in by_element.values()))
+    return pattern_of_sites(constraint.spacegroup, ((s.element, s.wyckoff) for s in constraint.sites))
 
 
 def domain_path(checkpoint: str | Path) -> Path:
