@@ -102,6 +102,21 @@ def crystal_system(spacegroup: int) -> str:
     return next(name for upper, name in bounds if n <= upper)
 
 
+@cache
+def equivalent_labellings(spacegroup: int) -> tuple[tuple[dict[str, str], str], ...]:
+    """(letter -> letter, coset operation) for each coset of the group in its Euclidean normalizer,
+    identity first: Wyckoff assignments that describe the same crystal, and the operation (an origin
+    shift such as ``x+1/2,y,z``) that moves one onto the other (pyxtal ``get_alternatives``). Only
+    the identity where pyxtal has no table for the group."""
+    try:
+        table = _group(spacegroup).get_alternatives()
+        rows, ops = table["Transformed WP"], table["Coset Representative"]
+    except Exception:  # pyxtal has no table for a few groups
+        return ()
+    base = rows[0].split()
+    return tuple((dict(zip(base, row.split())), op) for row, op in zip(rows, ops))
+
+
 def wyckoff_info(spacegroup: int, label: str) -> WyckoffInfo:
     """Look up a Wyckoff label such as ``4a`` (a bare letter such as ``a`` is accepted too)."""
     table = wyckoff_by_label(spacegroup)

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 
 import numpy as np
 
 from xtalagent import config
 from xtalagent.records import SymmetryConstraint
-from xtalagent.symmetry import wyckoff_info
+from xtalagent.symmetry import equivalent_labellings, wyckoff_info
 
 
 @dataclass
@@ -44,20 +43,9 @@ class CheckResult:
         }
 
 
-@cache
 def _letter_permutations(spacegroup: int) -> tuple[dict[str, str], ...]:
     """Letter maps of the Euclidean normaliser: Wyckoff assignments that describe the same crystal."""
-    from pyxtal.symmetry import Group
-
-    try:
-        rows = Group(spacegroup).get_alternatives()["Transformed WP"]
-    except Exception:  # pyxtal has no table for a few groups; identity only
-        return ()
-    maps = []
-    for row in rows:
-        letters = row.split()
-        maps.append({chr(ord("a") + i): letter for i, letter in enumerate(letters)})
-    return tuple(maps)
+    return tuple(letters for letters, _ in equivalent_labellings(spacegroup))
 
 
 def _site_multiset(spacegroup: int, sites: list[tuple[str, str]]) -> Counter:

@@ -29,7 +29,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,6 +37,7 @@ import numpy as np
 from xtalagent.composition import mendeleev_number
 from xtalagent.records import SymmetryConstraint
 from xtalagent.structure_gen.routing import SitePattern, labels_by_element, pattern_of_sites, site_pattern
+from xtalagent.symmetry import equivalent_labellings, wyckoff_info
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class ElementVolumes:
     its atoms; used for ratios of two compositions only, where the errors of the fit largely cancel."""
 
     def __init__(self, crystals: Sequence[KnownCrystalLike]) -> None:
+        from pymatgen.core import Lattice
+
         from xtalagent.structure_gen.freeparams import orbit_map
 
         elements = sorted({el for c in crystals for el, _, _ in c.sites})
@@ -103,20 +106,13 @@ class ElementVolumes:
         for i, crystal in enumerate(crystals):
             for element, wyckoff, _ in crystal.sites:
                 rows[i, column[element]] += orbit_map(crystal.spacegroup, wyckoff).multiplicity
-            volumes[i] = _cell_volume(crystal.lattice)
+            volumes[i] = Lattice.from_parameters(*crystal.lattice).volume
         fitted, *_ = np.linalg.lstsq(rows, volumes, rcond=None) if len(crystals) else (np.zeros(0),)
         self.volume = {el: float(v) for el, v in zip(elements, fitted)}
         self.fallback = float(np.median(fitted)) if len(fitted) else 15.0
 
     def of(self, element: str) -> float:
         return max(self.volume.get(element, self.fallback), 1.0)
-
-
-def _cell_volume(lattice: Sequence[float]) -> float:
-    a, b, c = lattice[:3]
-    al, be, ga = np.radians(lattice[3:])
-    ca, cb, cg = np.cos(al), np.cos(be), np.cos(ga)
-    return float(a * b * c * np.sqrt(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg))
 
 
 @dataclass(frozen=True)
@@ -133,26 +129,12 @@ class Template:
     relabelled: tuple[SymmetryConstraint, str] | None = None
 
 
-@cache
-def _alternatives(spacegroup: int) -> tuple[tuple[dict[str, str], str], ...]:
-    """The group's other Wyckoff labellings (letter -> letter) with their coset operations: the
-    cosets of the group in its Euclidean normalizer (pyxtal ``Group.get_alternatives``)."""
-    from pyxtal.symmetry import Group
-
-    table = Group(spacegroup).get_alternatives()
-    base = table["Transformed WP"][0].split()
-    return tuple(
-        (dict(zip(base, letters.split())), op)
-        for letters, op in zip(table["Transformed WP"][1:], table["Coset Representative"][1:])
-    )
-
-
 def _relabel(constraint: SymmetryConstraint, letters: dict[str, str]) -> SymmetryConstraint | None:
+    """The constraint with its Wyckoff letters mapped (multiplicities follow from the new letters)."""
     sites = []
     for site in constraint.sites:
-        count = site.wyckoff.rstrip("abcdefghijklmnopqrstuvwxyzA")
-        letter = site.wyckoff[len(count) :]
-        sites.append({"element": site.element, "wyckoff": count + letters.get(letter, letter)})
+        letter = wyckoff_info(constraint.spacegroup, site.wyckoff).letter
+        sites.append({"element": site.element, "wyckoff": letters.get(letter, letter)})
     try:
         return SymmetryConstraint.model_validate({"spacegroup": constraint.spacegroup, "sites": sites})
     except ValueError:  # an equivalent labelling that puts two orbits on one fixed position
@@ -175,7 +157,7 @@ class PrototypeLibrary:
         ranked = self._ranked(constraint, None)
         if not ranked:
             seen: set[str] = set()  # a crystal may fit several labellings; one is enough
-            for letters, op in _alternatives(constraint.spacegroup):
+            for letters, op in equivalent_labellings(constraint.spacegroup)[1:]:  # [0]: the identity
                 other = _relabel(constraint, letters)
                 if other is not None and site_pattern(other) in self.index:
                     fresh = [t for t in self._ranked(other, (other, op)) if t.crystal.id not in seen]
