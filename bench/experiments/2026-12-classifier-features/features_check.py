@@ -122,10 +122,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--copies", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fraction", type=float, default=1.0, help="train on a seeded share of train")
     a = p.parse_args()
     set_threads(a.threads)
     train = load_records("datasets/mp_structures.parquet", "train")
     val = {r.id: r for r in load_records("datasets/mp_structures.parquet", "val")}
+    if a.fraction < 1:
+        train = random.Random(1).sample(train, round(a.fraction * len(train)))
     x, y = examples(train, "formula", a.kind, a.copies, random.Random(0))
     n_features = x.shape[1]
     gc.N_FEATURES = n_features  # make_network reads the module constant
@@ -144,7 +147,15 @@ def main() -> None:
     if a.learner == "lgbm":
         model = Boosted(x, y, a.rounds, a.threads)
     print(f"trained in {time.time() - t0:.0f} s", flush=True)
-    out = {"kind": a.kind, "members": a.members, "epochs": a.epochs, "hidden": a.hidden, "dropout": a.dropout}
+    out = {
+        "fraction": a.fraction,
+        "n_train": len(train),
+        "kind": a.kind,
+        "members": a.members,
+        "epochs": a.epochs,
+        "hidden": a.hidden,
+        "dropout": a.dropout,
+    }
     for prop in ("band_gap", "formation_energy"):
         rows = json.load(gzip.open(CACHE / f"formula_{prop}.json.gz"))
         feats = []
