@@ -75,6 +75,35 @@ def examples(records, pattern, kind, copies, rng):
     return np.array(rows), np.array(labels)
 
 
+def substituted(records, kind, copies, scale, rng):
+    """Each crystal ``copies`` times with one element swapped for one that takes its place in known
+    crystals (the prior's data-mined substitution table, train only), group kept, properties hidden."""
+    from xtalagent.finetune.predictor import load_predictor
+
+    prior = load_predictor(variant="eval").prior
+    row, dist = prior.substitution_row, prior.substitution
+    symbols = sorted(row, key=row.get)
+    cap = float(dist.max())
+    rows, labels = [], []
+    for r in records:
+        cell = r.cell_counts
+        els = list(cell)
+        for _ in range(copies):
+            x = rng.choice(els)
+            if x not in row:
+                continue
+            d = dist[row[x], : len(symbols)]
+            options = [(s, float(v)) for s, v in zip(symbols, d) if s not in cell and v < cap]
+            if not options:
+                continue
+            weights = [np.exp(-v / scale) for _, v in options]
+            y = rng.choices([s for s, _ in options], weights)[0]
+            new = [y if e == x else e for e in els]
+            rows.append(features(kind, "formula", new, [cell[e] for e in els], None, None))
+            labels.append(r.spacegroup - 1)
+    return np.array(rows), np.array(labels)
+
+
 class Boosted:
     """LightGBM multiclass over the groups seen in training; log p over 230 (absent groups: 1e-12)."""
 
@@ -122,6 +151,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=300)
     p.add_argument("--copies", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", type=int, default=0, help="substituted copies per crystal (properties hidden)")
+    p.add_argument("--subst-scale", type=float, default=1.0, help="p(y replaces x) ~ exp(-distance / scale)")
     p.add_argument("--fraction", type=float, default=1.0, help="train on a seeded share of train")
     a = p.parse_args()
     set_threads(a.threads)
@@ -130,6 +161,10 @@ def main() -> None:
     if a.fraction < 1:
         train = random.Random(1).sample(train, round(a.fraction * len(train)))
     x, y = examples(train, "formula", a.kind, a.copies, random.Random(0))
+    if a.augment:
+        xa, ya = substituted(train, a.kind, a.augment, a.subst_scale, random.Random(2))
+        print(f"augmented rows: {len(ya)}", flush=True)
+        x, y = np.concatenate([x, xa]), np.concatenate([y, ya])
     n_features = x.shape[1]
     gc.N_FEATURES = n_features  # make_network reads the module constant
     t0 = time.time()
