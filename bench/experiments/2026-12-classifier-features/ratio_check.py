@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from features_check import features  # noqa: E402  (this folder)
 
+from xtalagent import config
 from xtalagent.data import load_records
 from xtalagent.eval.benchmarks.subsets import half
 from xtalagent.finetune import group_classifier as gc
@@ -74,6 +75,7 @@ def main() -> None:
         )
     print(f"trained in {time.time() - t0:.0f} s", flush=True)
     lengths = np.array([len(v) for v in vocab])
+    atoms = np.array([sum(v) for v in vocab])  # the shipped classifier's own filter (RatioClassifier.ratios)
     out = {}
     for prop in ("band_gap", "formation_energy", "none"):
         res = {"new": {"A": [], "B": []}, "shipped": {"A": [], "B": []}}
@@ -85,7 +87,7 @@ def main() -> None:
             els = list(r.cell_counts)
             truth = ratio_key(r.cell_counts)
             lp = model.log_probs(features(a.kind, "elements", els, None, bgs, fes))[0]
-            lp = np.where(lengths == len(els), lp, -np.inf)
+            lp = np.where((lengths == len(els)) & (atoms <= config.MAX_ATOMS_PER_CELL), lp, -np.inf)
             top = [vocab[i] for i in np.argsort(-lp)[:3]]
             res["new"][half(r.id)].append((top[0] == truth, truth in top))
             st = shipped.ratios(els, bgs, fes, k=3)
